@@ -1,0 +1,7 @@
+#pragma once
+
+// Umbrella header of the torch_mlsgd C++ API.
+
+#include <torch_mlsgd/laplacian_smooth.h>
+#include <torch_mlsgd/lsgd.h>
+#include <torch_mlsgd/version.h>

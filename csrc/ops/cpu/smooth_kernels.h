@@ -1,0 +1,29 @@
+#pragma once
+
+// CPU implementations of the two smoothing routes. Both take contiguous 1-D
+// float32/float64 tensors of equal length; `output` may alias `input`.
+
+#include "core/recursive_filter.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace torch_mlsgd {
+namespace ops {
+namespace cpu {
+
+// rfft -> multiply by the cached 1 / d_k -> irfft.
+void fft_smooth(const at::Tensor& input, const at::Tensor& output, double sigma, int64_t order);
+
+// The causal/anti-causal recursions of `filter`, chunked over threads.
+void direct_smooth(const at::Tensor& input, const at::Tensor& output,
+                   const core::RecursiveFilter& filter);
+
+// Relative truncation tolerance of the direct route's start values for this
+// output dtype (the recursions themselves always run in float64).
+double direct_tolerance(at::ScalarType dtype);
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace torch_mlsgd

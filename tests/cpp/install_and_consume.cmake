@@ -1,0 +1,19 @@
+# Installs torch_mlsgd from BUILD_DIR into a scratch prefix, then builds the
+# C++ examples as a separate project with find_package(torch_mlsgd) and runs
+# the quickstart. Fails on the first step that fails.
+set(prefix ${BUILD_DIR}/consumer/prefix)
+set(consumer ${BUILD_DIR}/consumer/build)
+file(REMOVE_RECURSE ${BUILD_DIR}/consumer)
+
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE status)
+  if(NOT status EQUAL 0)
+    message(FATAL_ERROR "failed (${status}): ${ARGN}")
+  endif()
+endfunction()
+
+run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
+run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples/cpp -B ${consumer}
+    -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=${prefix}" -DTorch_DIR=${TORCH_DIR})
+run(${CMAKE_COMMAND} --build ${consumer} --parallel 2)
+run(${consumer}/lsgd_quickstart)

@@ -1,0 +1,290 @@
+// torch_mlsgd::LSGD against the reference semantics of DESIGN.md section 2,
+// its options, parameter groups, serialization and errors.
+
+#include "reference.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <torch_mlsgd/torch_mlsgd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace {
+
+using torch_mlsgd::LSGD;
+using torch_mlsgd::LSGDOptions;
+using torch_mlsgd::testing::fft_smooth;
+
+// A deterministic, nonlinear gradient field: the step depends on the parameters.
+torch::Tensor gradient_of(const torch::Tensor& p) { return torch::sin(3.0 * p) + 0.5 * p; }
+
+void set_gradients(const std::vector<torch::Tensor>& params) {
+  for (const auto& p : params) {
+    p.mutable_grad() = gradient_of(p.detach());
+  }
+}
+
+// The update rule written out from DESIGN.md, with the float64 FFT reference.
+struct ReferenceLSGD {
+  LSGDOptions options;
+  std::vector<torch::Tensor> params;  // plain float64 tensors
+  std::vector<torch::Tensor> buffers;
+
+  void step() {
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : params) {
+      grads.push_back(options.maximize() ? -gradient_of(p) : gradient_of(p));
+    }
+    std::vector<torch::Tensor> smoothed;
+    if (options.flatten() == "group") {
+      std::vector<torch::Tensor> flat;
+      for (const auto& g : grads) {
+        flat.push_back(g.reshape({-1}));
+      }
+      const torch::Tensor ring = fft_smooth(torch::cat(flat), options.sigma(), options.order());
+      int64_t offset = 0;
+      for (const auto& g : grads) {
+        smoothed.push_back(ring.narrow(0, offset, g.numel()).view(g.sizes()));
+        offset += g.numel();
+      }
+    } else {
+      for (const auto& g : grads) {
+        smoothed.push_back(fft_smooth(g, options.sigma(), options.order()).view(g.sizes()));
+      }
+    }
+    buffers.resize(params.size());
+    for (size_t i = 0; i < params.size(); ++i) {
+      torch::Tensor d = smoothed[i] + options.weight_decay() * params[i];
+      if (options.momentum() != 0) {
+        if (!buffers[i].defined()) {
+          buffers[i] = d.clone();
+        } else {
+          buffers[i] = options.momentum() * buffers[i] + (1 - options.dampening()) * d;
+        }
+        d = options.nesterov() ? d + options.momentum() * buffers[i] : buffers[i];
+      }
+      params[i] = params[i] - options.lr() * d;
+    }
+  }
+};
+
+std::vector<torch::Tensor> make_params() {
+  torch::manual_seed(11);
+  return {torch::randn({5, 4}, torch::kDouble).requires_grad_(true),
+          torch::randn({7}, torch::kDouble).requires_grad_(true),
+          torch::randn({1}, torch::kDouble).requires_grad_(true)};
+}
+
+std::string describe(const LSGDOptions& o) {
+  return "sigma=" + std::to_string(o.sigma()) + " order=" + std::to_string(o.order()) +
+         " momentum=" + std::to_string(o.momentum()) + " dampening=" +
+         std::to_string(o.dampening()) + " wd=" + std::to_string(o.weight_decay()) +
+         " nesterov=" + std::to_string(o.nesterov()) + " maximize=" +
+         std::to_string(o.maximize()) + " flatten=" + o.flatten() + " backend=" + o.backend();
+}
+
+TEST(LSGD, FollowsTheReferenceSemanticsStepForStep) {
+  std::vector<LSGDOptions> configs = {
+      LSGDOptions(0.1),
+      LSGDOptions(0.1).sigma(0.0),
+      LSGDOptions(0.05).sigma(2.0).order(2).momentum(0.9),
+      LSGDOptions(0.05).momentum(0.9).nesterov(true),
+      LSGDOptions(0.05).momentum(0.8).dampening(0.3),
+      LSGDOptions(0.05).sigma(3.0).weight_decay(0.01).momentum(0.5),
+      LSGDOptions(0.05).maximize(true).momentum(0.9),
+      LSGDOptions(0.05).flatten("group").momentum(0.9).order(3),
+      LSGDOptions(0.05).flatten("group").backend("fft").weight_decay(0.1),
+      LSGDOptions(0.05).backend("direct").sigma(10.0),
+  };
+  for (const auto& options : configs) {
+    SCOPED_TRACE(describe(options));
+    auto params = make_params();
+    ReferenceLSGD reference{options, {}, {}};
+    for (const auto& p : params) {
+      reference.params.push_back(p.detach().clone());
+    }
+    LSGD optimizer(params, options);
+    for (int step = 0; step < 5; ++step) {
+      set_gradients(params);
+      optimizer.step();
+      reference.step();
+      for (size_t i = 0; i < params.size(); ++i) {
+        EXPECT_TRUE(torch::allclose(params[i], reference.params[i], 1e-12, 1e-12))
+            << "step " << step << " param " << i;
+      }
+    }
+  }
+}
+
+TEST(LSGD, SigmaZeroIsTorchSGD) {
+  auto params = make_params();
+  auto sgd_params = make_params();
+  LSGD lsgd(params, LSGDOptions(0.1).sigma(0.0).momentum(0.9).nesterov(true).weight_decay(0.1));
+  torch::optim::SGD sgd(
+      sgd_params, torch::optim::SGDOptions(0.1).momentum(0.9).nesterov(true).weight_decay(0.1));
+  for (int step = 0; step < 5; ++step) {
+    set_gradients(params);
+    set_gradients(sgd_params);
+    lsgd.step();
+    sgd.step();
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(params[i], sgd_params[i], 1e-13, 1e-13));
+  }
+}
+
+TEST(LSGD, ParamGroupsKeepTheirOwnOptionsAndSkipMissingGradients) {
+  auto params = make_params();
+  torch::Tensor frozen = torch::randn({4}, torch::kDouble).requires_grad_(true);
+  const torch::Tensor frozen_before = frozen.detach().clone();
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{params[0], frozen});
+  groups.emplace_back(std::vector<torch::Tensor>{params[1], params[2]},
+                      std::make_unique<LSGDOptions>(LSGDOptions(0.02).sigma(5.0).momentum(0.9)));
+  LSGD optimizer(groups, LSGDOptions(0.1).sigma(1.0));
+
+  const auto& second = static_cast<const LSGDOptions&>(optimizer.param_groups()[1].options());
+  EXPECT_EQ(second.lr(), 0.02);
+  EXPECT_EQ(second.sigma(), 5.0);
+  EXPECT_EQ(static_cast<const LSGDOptions&>(optimizer.param_groups()[0].options()).sigma(), 1.0);
+
+  ReferenceLSGD first_reference{LSGDOptions(0.1).sigma(1.0), {params[0].detach().clone()}, {}};
+  ReferenceLSGD second_reference{LSGDOptions(0.02).sigma(5.0).momentum(0.9),
+                                 {params[1].detach().clone(), params[2].detach().clone()},
+                                 {}};
+  for (int step = 0; step < 3; ++step) {
+    set_gradients(params);  // `frozen` never gets a gradient
+    optimizer.step();
+    first_reference.step();
+    second_reference.step();
+  }
+  EXPECT_TRUE(torch::equal(frozen, frozen_before));
+  EXPECT_TRUE(torch::allclose(params[0], first_reference.params[0], 1e-12, 1e-12));
+  EXPECT_TRUE(torch::allclose(params[1], second_reference.params[0], 1e-12, 1e-12));
+  EXPECT_TRUE(torch::allclose(params[2], second_reference.params[1], 1e-12, 1e-12));
+  // Only parameters with momentum have state.
+  EXPECT_EQ(optimizer.state().size(), 2u);
+}
+
+TEST(LSGD, OptionsAreChainableComparableAndScheduled) {
+  LSGDOptions options = LSGDOptions(0.5).sigma(2.0).order(2).momentum(0.9).flatten("group");
+  EXPECT_EQ(options.order(), 2);
+  EXPECT_EQ(options.flatten(), "group");
+  EXPECT_TRUE(options == LSGDOptions(0.5).sigma(2.0).order(2).momentum(0.9).flatten("group"));
+  EXPECT_FALSE(options == LSGDOptions(0.5));
+
+  auto params = make_params();
+  LSGD optimizer(params, LSGDOptions(1.0));
+  torch::optim::StepLR scheduler(optimizer, /*step_size=*/2, /*gamma=*/0.5);
+  // libtorch's StepLR decays on its 3rd, 5th, ... call (step_count 2, 4, ...).
+  for (int epoch = 0; epoch < 5; ++epoch) {
+    scheduler.step();
+  }
+  EXPECT_DOUBLE_EQ(optimizer.param_groups()[0].options().get_lr(), 0.25);
+}
+
+TEST(LSGD, CheckpointsResumeBitForBit) {
+  for (const auto& options : {LSGDOptions(0.05).momentum(0.9).sigma(2.0),
+                              LSGDOptions(0.05).momentum(0.9).nesterov(true).flatten("group")}) {
+    auto params = make_params();
+    LSGD optimizer(params, options);
+    for (int step = 0; step < 3; ++step) {
+      set_gradients(params);
+      optimizer.step();
+    }
+    const std::string path = ::testing::TempDir() + "lsgd_checkpoint.pt";
+    torch::save(optimizer, path);
+
+    std::vector<torch::Tensor> resumed_params;
+    for (const auto& p : params) {
+      resumed_params.push_back(p.detach().clone().requires_grad_(true));
+    }
+    LSGD resumed(resumed_params, LSGDOptions(123.0));  // options come from the file
+    torch::load(resumed, path);
+    std::remove(path.c_str());
+    EXPECT_TRUE(static_cast<const LSGDOptions&>(resumed.param_groups()[0].options()) == options);
+
+    for (int step = 0; step < 3; ++step) {
+      set_gradients(params);
+      set_gradients(resumed_params);
+      optimizer.step();
+      resumed.step();
+    }
+    for (size_t i = 0; i < params.size(); ++i) {
+      EXPECT_TRUE(torch::equal(params[i], resumed_params[i]));
+    }
+  }
+}
+
+template <typename F>
+void expect_value_error(F&& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "expected a ValueError mentioning '" << needle << "'";
+  } catch (const c10::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(LSGD, BadHyperParametersRaise) {
+  auto params = make_params();
+  expect_value_error([&] { LSGD(params, LSGDOptions(-0.1)); }, "Invalid learning rate: -0.1");
+  expect_value_error([&] { LSGD(params, LSGDOptions(0.1).sigma(-1)); }, "Invalid sigma value: -1");
+  expect_value_error([&] { LSGD(params, LSGDOptions(0.1).order(0)); }, "Invalid order value: 0");
+  expect_value_error([&] { LSGD(params, LSGDOptions(0.1).momentum(-0.5)); },
+                     "Invalid momentum value: -0.5");
+  expect_value_error([&] { LSGD(params, LSGDOptions(0.1).weight_decay(-1)); },
+                     "Invalid weight_decay value: -1");
+  expect_value_error([&] { LSGD(params, LSGDOptions(0.1).nesterov(true)); }, "Nesterov");
+  expect_value_error([&] { LSGD(params, LSGDOptions(0.1).flatten("layer")); }, "'layer'");
+  expect_value_error([&] { LSGD(params, LSGDOptions(0.1).backend("gpu")); }, "'gpu'");
+}
+
+TEST(LSGD, ABadGroupOrGradientChangesNothing) {
+  auto params = make_params();
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{params[0]});
+  groups.emplace_back(std::vector<torch::Tensor>{params[1], params[2]});
+  LSGD optimizer(groups, LSGDOptions(0.1).momentum(0.9));
+  set_gradients(params);
+  std::vector<torch::Tensor> before;
+  for (const auto& p : params) {
+    before.push_back(p.detach().clone());
+  }
+  // A scheduler or user sets a bad value on the second group only.
+  static_cast<LSGDOptions&>(optimizer.param_groups()[1].options()).sigma(-2.0);
+  expect_value_error([&] { optimizer.step(); }, "Invalid sigma value: -2");
+  for (size_t i = 0; i < params.size(); ++i) {
+    EXPECT_TRUE(torch::equal(params[i], before[i]));
+  }
+  EXPECT_TRUE(optimizer.state().empty());
+
+  static_cast<LSGDOptions&>(optimizer.param_groups()[1].options()).sigma(1.0);
+  params[2].mutable_grad() = torch::zeros({1}, torch::kComplexDouble);
+  EXPECT_THROW(optimizer.step(), c10::Error);
+  for (size_t i = 0; i < params.size(); ++i) {
+    EXPECT_TRUE(torch::equal(params[i], before[i]));
+  }
+}
+
+TEST(LSGD, TrainsASmallModel) {
+  torch::manual_seed(0);
+  torch::nn::Sequential model(torch::nn::Linear(8, 32), torch::nn::ReLU(), torch::nn::Linear(32, 1));
+  const torch::Tensor x = torch::randn({256, 8});
+  const torch::Tensor y = x.narrow(1, 0, 1) * 2 - x.narrow(1, 1, 1);
+  LSGD optimizer(model->parameters(), LSGDOptions(0.05).momentum(0.9).sigma(1.0));
+  double first = 0;
+  double last = 0;
+  for (int step = 0; step < 200; ++step) {
+    optimizer.zero_grad();
+    torch::Tensor loss = torch::mse_loss(model->forward(x), y);
+    loss.backward();
+    optimizer.step();
+    (step == 0 ? first : last) = loss.item<double>();
+  }
+  EXPECT_LT(last, 0.1 * first);
+}
+
+}  // namespace

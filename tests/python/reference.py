@@ -1,0 +1,74 @@
+"""Independent float64 NumPy references for the smoothing operator and LSGD."""
+
+import numpy as np
+
+
+def symbol(n: int, sigma: float, order: int) -> np.ndarray:
+    k = np.arange(n)
+    return 1.0 + sigma * (4.0 * np.sin(np.pi * k / n) ** 2) ** order
+
+
+def fft_smooth(v, sigma: float, order: int) -> np.ndarray:
+    """S(v) through NumPy's complex FFT of the whole spectrum."""
+    flat = np.asarray(v, dtype=np.float64).reshape(-1)
+    if flat.size == 0:
+        return flat
+    return np.fft.ifft(np.fft.fft(flat) / symbol(flat.size, sigma, order)).real
+
+
+def dense_operator(n: int, sigma: float, order: int) -> np.ndarray:
+    """A = I + sigma (-L)^order, L the periodic 1-D Laplacian, as a dense matrix."""
+    minus_laplacian = np.zeros((n, n))
+    for i in range(n):
+        minus_laplacian[i, i] += 2.0
+        minus_laplacian[i, (i - 1) % n] -= 1.0
+        minus_laplacian[i, (i + 1) % n] -= 1.0
+    return np.eye(n) + sigma * np.linalg.matrix_power(minus_laplacian, order)
+
+
+def dense_smooth(v, sigma: float, order: int) -> np.ndarray:
+    flat = np.asarray(v, dtype=np.float64).reshape(-1)
+    return np.linalg.solve(dense_operator(flat.size, sigma, order), flat)
+
+
+def relative_error(actual, expected) -> float:
+    a = np.asarray(actual, dtype=np.float64).reshape(-1)
+    e = np.asarray(expected, dtype=np.float64).reshape(-1)
+    scale = np.linalg.norm(e)
+    diff = np.linalg.norm(a - e)
+    return diff / scale if scale > 0 else diff
+
+
+class ReferenceLSGD:
+    """DESIGN.md section 2, written out in float64 NumPy, one group."""
+
+    def __init__(self, params, lr, sigma=1.0, order=1, momentum=0.0, dampening=0.0,
+                 weight_decay=0.0, nesterov=False, maximize=False, flatten="tensor"):
+        self.params = [np.array(p, dtype=np.float64) for p in params]
+        self.buffers = [None] * len(self.params)
+        self.h = dict(lr=lr, sigma=sigma, order=order, momentum=momentum, dampening=dampening,
+                      weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+                      flatten=flatten)
+
+    def step(self, grads):
+        """grads: list with None for parameters without gradient."""
+        h = self.h
+        live = [i for i, g in enumerate(grads) if g is not None]
+        gs = [(-1.0 if h["maximize"] else 1.0) * np.asarray(grads[i], dtype=np.float64) for i in live]
+        if h["flatten"] == "group" and gs:
+            ring = fft_smooth(np.concatenate([g.reshape(-1) for g in gs]), h["sigma"], h["order"])
+            smoothed, offset = [], 0
+            for g in gs:
+                smoothed.append(ring[offset:offset + g.size].reshape(g.shape))
+                offset += g.size
+        else:
+            smoothed = [fft_smooth(g, h["sigma"], h["order"]).reshape(g.shape) for g in gs]
+        for i, s in zip(live, smoothed):
+            d = s + h["weight_decay"] * self.params[i]
+            if h["momentum"] != 0:
+                if self.buffers[i] is None:
+                    self.buffers[i] = d.copy()
+                else:
+                    self.buffers[i] = h["momentum"] * self.buffers[i] + (1 - h["dampening"]) * d
+                d = d + h["momentum"] * self.buffers[i] if h["nesterov"] else self.buffers[i]
+            self.params[i] = self.params[i] - h["lr"] * d

@@ -1,0 +1,54 @@
+"""The import-time check of the compiled extension and the version's single source."""
+
+import importlib
+import os
+import re
+import sys
+import types
+
+import pytest
+import torch
+
+import torch_mlsgd
+from torch_mlsgd import _extension
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_extension_reports_the_torch_it_was_built_against():
+    built = torch_mlsgd._C.torch_version
+    assert built.split(".")[:2] == torch.__version__.split("+")[0].split(".")[:2]
+
+
+def test_version_matches_the_cpp_header():
+    with open(os.path.join(ROOT, "csrc", "include", "torch_mlsgd", "version.h")) as f:
+        header = re.search(r'#define TORCH_MLSGD_VERSION "([0-9.]+)"', f.read()).group(1)
+    assert torch_mlsgd.__version__ == header
+
+
+def _reload_with_fake_extension(monkeypatch, torch_version, cuda_version=""):
+    fake = types.ModuleType("torch_mlsgd._C")
+    fake.torch_version = torch_version
+    fake.cuda_version = cuda_version
+    monkeypatch.setitem(sys.modules, "torch_mlsgd._C", fake)
+    monkeypatch.setattr(torch_mlsgd, "_C", fake, raising=False)
+    return importlib.reload(_extension)
+
+
+def test_mismatched_torch_is_refused_with_a_rebuild_hint(monkeypatch):
+    try:
+        with pytest.raises(ImportError, match=r"built against torch 0\.1\.0.*make build"):
+            _reload_with_fake_extension(monkeypatch, "0.1.0")
+    finally:
+        monkeypatch.undo()
+        importlib.reload(_extension)
+
+
+@pytest.mark.skipif(torch.version.cuda is not None, reason="needs a torch without CUDA")
+def test_cuda_extension_on_cpu_torch_is_refused(monkeypatch):
+    try:
+        with pytest.raises(ImportError, match=r"built with CUDA 12\.4"):
+            _reload_with_fake_extension(monkeypatch, torch.__version__, "12.4")
+    finally:
+        monkeypatch.undo()
+        importlib.reload(_extension)

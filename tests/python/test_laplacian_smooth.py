@@ -1,0 +1,183 @@
+"""torch_mlsgd.laplacian_smooth against float64 NumPy references, its properties and errors."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import torch_mlsgd
+from torch_mlsgd import laplacian_smooth, laplacian_smooth_
+
+from reference import dense_operator, dense_smooth, fft_smooth, relative_error
+
+BACKENDS = ["fft", "direct", "auto"]
+SIZES = [1, 2, 3, 4, 5, 7, 8, 16, 101, 4097, 65537]
+SIGMAS = [0.0, 1e-3, 0.5, 1.0, 10.0, 300.0]
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_matches_float64_references(backend, dtype):
+    rng = np.random.default_rng(0)
+    for n in SIZES:
+        v = rng.standard_normal(n)
+        for order in (1, 2, 3):
+            for sigma in SIGMAS:
+                expected = dense_smooth(v, sigma, order) if n <= 128 else fft_smooth(v, sigma, order)
+                out = laplacian_smooth(torch.tensor(v, dtype=dtype), sigma, order, backend=backend)
+                assert out.dtype == dtype and out.shape == (n,)
+                err = relative_error(out.numpy(), expected)
+                assert err < TOLERANCE[dtype], (n, order, sigma, err)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_order_four_and_large_sigma(backend):
+    rng = np.random.default_rng(1)
+    for n in (3, 9, 1000):
+        v = rng.standard_normal(n)
+        for sigma, order in ((1.0, 4), (1e4, 1), (1e4, 2), (1e8, 1), (1e-12, 1)):
+            err = relative_error(laplacian_smooth(torch.tensor(v), sigma, order, backend=backend).numpy(),
+                                 fft_smooth(v, sigma, order))
+            assert err < 1e-9, (n, sigma, order, err)
+
+
+def test_direct_route_across_chunks_and_threads(threads):
+    threads(2)
+    rng = np.random.default_rng(2)
+    v = rng.standard_normal(1_000_003)
+    for sigma, order in ((1.0, 1), (30.0, 2), (1e3, 3)):
+        expected = fft_smooth(v, sigma, order)
+        assert relative_error(laplacian_smooth(torch.tensor(v), sigma, order, backend="direct").numpy(),
+                              expected) < 1e-10
+        out32 = laplacian_smooth(torch.tensor(v, dtype=torch.float32), sigma, order, backend="direct")
+        assert relative_error(out32.numpy(), expected) < 1e-5
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_properties(backend):
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 64, 999):
+        u = torch.tensor(rng.standard_normal(n))
+        v = torch.tensor(rng.standard_normal(n) + 3.0)
+        for order in (1, 2, 3):
+            for sigma in (0.3, 1.0, 50.0):
+                sv = laplacian_smooth(v, sigma, order, backend=backend)
+                su = laplacian_smooth(u, sigma, order, backend=backend)
+                # mean kept, A S v = v, norm does not grow, S symmetric
+                assert abs(sv.mean().item() - v.mean().item()) < 1e-12
+                residual = dense_operator(n, sigma, order) @ sv.numpy() if n <= 64 else None
+                if residual is not None:
+                    assert relative_error(residual, v.numpy()) < 1e-11
+                assert sv.norm() <= v.norm() * (1 + 1e-12)
+                assert math.isclose(torch.dot(su, v).item(), torch.dot(u, sv).item(), rel_tol=1e-10,
+                                    abs_tol=1e-10)
+
+
+def test_noise_variance_shrinks_as_predicted():
+    v = torch.randn(1 << 20, dtype=torch.float64)
+    ratio = laplacian_smooth(v, 1.0).var() / v.var()
+    assert abs(ratio.item() - 3.0 / 5.0 ** 1.5) < 3e-3  # (1 + 2s) / (1 + 4s)^(3/2) at s = 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigma_zero_is_exactly_the_identity(backend):
+    v = torch.randn(3, 7)
+    assert torch.equal(laplacian_smooth(v, 0.0, 3, backend=backend), v)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_any_shape_flattened_row_major(backend):
+    m = torch.randn(6, 9, dtype=torch.float64)
+    expected = fft_smooth(m.numpy(), 2.0, 1).reshape(6, 9)
+    transposed = m.t().contiguous().t()
+    assert not transposed.is_contiguous()
+    assert relative_error(laplacian_smooth(m, 2.0, backend=backend).numpy(), expected) < 1e-12
+    assert relative_error(laplacian_smooth(transposed, 2.0, backend=backend).numpy(), expected) < 1e-12
+    in_place = transposed.clone()
+    laplacian_smooth_(in_place, 2.0, backend=backend)
+    assert relative_error(in_place.numpy(), expected) < 1e-12
+    assert laplacian_smooth(torch.tensor(3.5), 5.0).item() == 3.5
+    assert laplacian_smooth(torch.empty(0, 4), 1.0).shape == (0, 4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_in_place_returns_input_and_matches(backend):
+    for n in (1, 2, 5, 100_000):
+        v = torch.randn(n)
+        w = v.clone()
+        assert laplacian_smooth_(w, 3.0, 2, backend=backend) is w
+        torch.testing.assert_close(w, laplacian_smooth(v, 3.0, 2, backend=backend), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_half_precision_computed_in_float32(dtype, backend):
+    v = torch.randn(1000).to(dtype)
+    expected = torch.tensor(fft_smooth(v.double().numpy(), 1.0, 1)).to(dtype)  # one rounding
+    out = laplacian_smooth(v, 1.0, backend=backend)
+    assert out.dtype == dtype
+    assert relative_error(out.double().numpy(), expected.double().numpy()) < (2e-3 if dtype == torch.float16 else 1e-2)
+
+
+def test_autograd_backward_is_the_smoothing():
+    x = torch.randn(4, 25, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: laplacian_smooth(t, 2.0, 2), (x,))
+    weight = torch.randn(4, 25, dtype=torch.float64)
+    (laplacian_smooth(x, 2.0, 2) * weight).sum().backward()
+    assert relative_error(x.grad.numpy(), fft_smooth(weight.numpy(), 2.0, 2)) < 1e-12
+
+
+def test_registered_with_the_dispatcher():
+    v = torch.randn(50, dtype=torch.float64)
+    torch.testing.assert_close(torch.ops.mlsgd.laplacian_smooth(v, 1.0, 1, "direct"), laplacian_smooth(v, 1.0))
+    w = v.clone()
+    torch.ops.mlsgd.laplacian_smooth_(w, 1.0)
+    torch.testing.assert_close(w, laplacian_smooth(v, 1.0))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        (dict(sigma=-1.0), ValueError, "Invalid sigma value: -1"),
+        (dict(sigma=float("nan")), ValueError, "Invalid sigma value: nan"),
+        (dict(sigma=float("inf")), ValueError, "Invalid sigma value: inf"),
+        (dict(sigma=1.0, order=0), ValueError, "Invalid order value: 0"),
+        (dict(sigma=1.0, backend="cufft"), ValueError, "'cufft'"),
+        (dict(sigma="1"), TypeError, "sigma must be a real number"),
+        (dict(sigma=1.0, order=1.5), TypeError, "order must be an integer"),
+    ],
+)
+def test_bad_arguments_raise_and_change_nothing(kwargs, error, words):
+    v = torch.randn(10)
+    original = v.clone()
+    with pytest.raises(error, match=words):
+        laplacian_smooth_(v, **kwargs)
+    assert torch.equal(v, original)
+
+
+@pytest.mark.parametrize(
+    "tensor, words",
+    [
+        (torch.arange(5), "floating-point"),
+        (torch.randn(5, dtype=torch.complex64), "complex"),
+        (torch.randn(5).to_sparse(), "sparse"),
+    ],
+)
+def test_bad_tensors_raise(tensor, words):
+    with pytest.raises(TypeError, match=words):
+        laplacian_smooth(tensor, 1.0)
+
+
+def test_in_place_on_tensor_requiring_grad_is_refused():
+    leaf = torch.randn(5, requires_grad=True)
+    with pytest.raises(RuntimeError, match="requires grad"):
+        laplacian_smooth_(leaf, 1.0)
+    with torch.no_grad():
+        laplacian_smooth_(leaf, 1.0)
+
+
+def test_package_exports():
+    assert set(torch_mlsgd.BACKENDS) == {"auto", "fft", "direct"}
+    assert callable(torch_mlsgd.LSGD)

@@ -1,0 +1,242 @@
+"""torch_mlsgd.LSGD against the reference semantics of DESIGN.md section 2."""
+
+import copy
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from torch_mlsgd import LSGD
+
+from reference import ReferenceLSGD
+
+SHAPES = [(5, 4), (7,), (1,), (3, 2, 2)]
+
+
+def make_params(dtype=torch.float64):
+    g = torch.Generator().manual_seed(11)
+    return [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in SHAPES]
+
+
+def gradient_of(p):
+    """A deterministic, nonlinear gradient field."""
+    return torch.sin(3.0 * p) + 0.5 * p
+
+
+CONFIGS = [
+    dict(lr=0.1),
+    dict(lr=0.1, sigma=0.0),
+    dict(lr=0.05, sigma=2.0, order=2, momentum=0.9),
+    dict(lr=0.05, momentum=0.9, nesterov=True),
+    dict(lr=0.05, momentum=0.8, dampening=0.3),
+    dict(lr=0.05, sigma=3.0, weight_decay=0.01, momentum=0.5),
+    dict(lr=0.05, maximize=True, momentum=0.9),
+    dict(lr=0.05, flatten="group", momentum=0.9, order=3),
+    dict(lr=0.05, flatten="group", backend="fft", weight_decay=0.1),
+    dict(lr=0.05, sigma=10.0, backend="direct", nesterov=True, momentum=0.5),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_follows_reference_step_for_step(config):
+    params = make_params()
+    skipped = 1  # this parameter never gets a gradient
+    backend = config.get("backend")
+    reference = ReferenceLSGD([p.detach().numpy() for p in params],
+                              **{k: v for k, v in config.items() if k != "backend"})
+    optimizer = LSGD(params, **config) if backend else LSGD(params, **config)
+    before_skipped = params[skipped].detach().clone()
+    for step in range(5):
+        grads = [None if i == skipped else gradient_of(p.detach()) for i, p in enumerate(params)]
+        for p, g in zip(params, grads):
+            p.grad = g
+        optimizer.step()
+        reference.step([None if g is None else g.numpy() for g in grads])
+        for i, p in enumerate(params):
+            np.testing.assert_allclose(p.detach().numpy(), reference.params[i], rtol=1e-12, atol=1e-12,
+                                       err_msg=f"step {step} param {i}")
+    assert torch.equal(params[skipped].detach(), before_skipped)
+
+
+def test_sigma_zero_is_torch_sgd():
+    params, sgd_params = make_params(), make_params()
+    lsgd = LSGD(params, lr=0.1, sigma=0.0, momentum=0.9, nesterov=True, weight_decay=0.1, maximize=True)
+    sgd = torch.optim.SGD(sgd_params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1, maximize=True)
+    for _ in range(5):
+        for p, q in zip(params, sgd_params):
+            p.grad = gradient_of(p.detach())
+            q.grad = gradient_of(q.detach())
+        lsgd.step()
+        sgd.step()
+    for p, q in zip(params, sgd_params):
+        torch.testing.assert_close(p, q, rtol=1e-13, atol=1e-13)
+
+
+def test_param_groups_keep_their_own_hyperparameters():
+    params = make_params()
+    optimizer = LSGD([{"params": params[:2]}, {"params": params[2:], "sigma": 5.0, "momentum": 0.9, "lr": 0.02}],
+                     lr=0.1, sigma=1.0)
+    assert optimizer.param_groups[1]["sigma"] == 5.0 and optimizer.param_groups[0]["sigma"] == 1.0
+    ref_a = ReferenceLSGD([p.detach().numpy() for p in params[:2]], lr=0.1, sigma=1.0)
+    ref_b = ReferenceLSGD([p.detach().numpy() for p in params[2:]], lr=0.02, sigma=5.0, momentum=0.9)
+    for _ in range(3):
+        grads = [gradient_of(p.detach()) for p in params]
+        for p, g in zip(params, grads):
+            p.grad = g
+        optimizer.step()
+        ref_a.step([g.numpy() for g in grads[:2]])
+        ref_b.step([g.numpy() for g in grads[2:]])
+    for p, r in zip(params, ref_a.params + ref_b.params):
+        np.testing.assert_allclose(p.detach().numpy(), r, rtol=1e-12, atol=1e-12)
+
+
+def test_only_momentum_buffers_are_state():
+    params = make_params()
+    optimizer = LSGD(params, lr=0.1, momentum=0.9)
+    for p in params:
+        p.grad = gradient_of(p.detach())
+    optimizer.step()
+    for p in params:
+        assert set(optimizer.state[p]) == {"momentum_buffer"}
+        assert optimizer.state[p]["momentum_buffer"].shape == p.shape
+    plain = LSGD(make_params(), lr=0.1)
+    for p in plain.param_groups[0]["params"]:
+        p.grad = torch.ones_like(p)
+    plain.step()
+    assert len(plain.state) == 0
+
+
+@pytest.mark.parametrize("config", [dict(lr=0.05, momentum=0.9, sigma=2.0),
+                                    dict(lr=0.05, momentum=0.9, nesterov=True, flatten="group")])
+def test_checkpoint_resumes_bit_for_bit(config):
+    params = make_params()
+    optimizer = LSGD(params, **config)
+
+    def run(ps, opt, steps):
+        for _ in range(steps):
+            for p in ps:
+                p.grad = gradient_of(p.detach())
+            opt.step()
+
+    run(params, optimizer, 3)
+    buffer = io.BytesIO()
+    torch.save({"params": [p.detach() for p in params], "optimizer": optimizer.state_dict()}, buffer)
+    buffer.seek(0)
+    checkpoint = torch.load(buffer)
+    resumed_params = [p.clone().requires_grad_() for p in checkpoint["params"]]
+    resumed = LSGD(resumed_params, lr=123.0)
+    resumed.load_state_dict(checkpoint["optimizer"])
+    assert resumed.param_groups[0]["lr"] == config["lr"]
+    run(params, optimizer, 3)
+    run(resumed_params, resumed, 3)
+    for p, q in zip(params, resumed_params):
+        assert torch.equal(p, q)
+
+
+def test_old_state_dict_without_new_keys_loads():
+    params = make_params()
+    optimizer = LSGD(params, lr=0.1, sigma=2.0, order=2, flatten="group", backend="fft")
+    state = optimizer.state_dict()
+    for key in ("sigma", "order", "flatten", "backend", "maximize", "nesterov"):
+        del state["param_groups"][0][key]
+    fresh = LSGD(make_params(), lr=0.1)
+    fresh.__setstate__({"state": {}, "param_groups": copy.deepcopy(state["param_groups"])})
+    group = fresh.param_groups[0]
+    assert (group["sigma"], group["order"], group["flatten"], group["backend"]) == (1.0, 1, "tensor", "auto")
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(lr=-0.1), "Invalid learning rate: -0.1"),
+        (dict(lr=float("nan")), "Invalid learning rate: nan"),
+        (dict(lr=0.1, sigma=-1.0), "Invalid sigma value: -1.0"),
+        (dict(lr=0.1, sigma=float("inf")), "Invalid sigma value: inf"),
+        (dict(lr=0.1, order=0), "Invalid order value: 0"),
+        (dict(lr=0.1, momentum=-0.5), "Invalid momentum value: -0.5"),
+        (dict(lr=0.1, weight_decay=-1.0), "Invalid weight_decay value: -1.0"),
+        (dict(lr=0.1, nesterov=True), "Nesterov momentum requires a momentum and zero dampening"),
+        (dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "Nesterov"),
+        (dict(lr=0.1, flatten="layer"), "Invalid flatten value: 'layer'"),
+        (dict(lr=0.1, backend="gpu"), "Invalid backend: 'gpu'"),
+    ],
+)
+def test_bad_hyperparameters_raise(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        LSGD(make_params(), **kwargs)
+
+
+def test_bad_group_or_gradient_changes_nothing():
+    params = make_params()
+    complex_param = torch.zeros(3, dtype=torch.complex128, requires_grad=True)
+    optimizer = LSGD([{"params": params[:2]}, {"params": params[2:] + [complex_param]}], lr=0.1, momentum=0.9)
+    for p in params:
+        p.grad = gradient_of(p.detach())
+    before = [p.detach().clone() for p in params]
+    optimizer.param_groups[1]["sigma"] = -2.0
+    with pytest.raises(ValueError, match="Invalid sigma value: -2.0"):
+        optimizer.step()
+    assert all(torch.equal(p, b) for p, b in zip(params, before)) and len(optimizer.state) == 0
+    optimizer.param_groups[1]["sigma"] = 1.0
+    complex_param.grad = torch.ones(3, dtype=torch.complex128)
+    with pytest.raises(RuntimeError, match="complex gradients"):
+        optimizer.step()
+    complex_param.grad = None
+    params[3].grad = torch.zeros_like(params[3]).to_sparse()
+    with pytest.raises(RuntimeError, match="sparse gradients"):
+        optimizer.step()
+    assert all(torch.equal(p, b) for p, b in zip(params, before)) and len(optimizer.state) == 0
+
+
+def test_group_flatten_needs_one_dtype():
+    a = torch.zeros(3, requires_grad=True)
+    b = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    optimizer = LSGD([a, b], lr=0.1, flatten="group")
+    a.grad, b.grad = torch.ones(3), torch.ones(3, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="share one dtype and device"):
+        optimizer.step()
+
+
+def test_closure_is_evaluated_with_grad():
+    w = torch.zeros(4, requires_grad=True)
+    optimizer = LSGD([w], lr=0.1)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = ((w - 1.0) ** 2).sum()
+        loss.backward()
+        return loss
+
+    first = optimizer.step(closure)
+    assert math.isclose(first.item(), 4.0)
+    assert optimizer.step(closure).item() < 4.0
+
+
+def test_small_model_loss_falls():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+    x = torch.randn(256, 8)
+    y = 2 * x[:, :1] - x[:, 1:2]
+    optimizer = LSGD(model.parameters(), lr=0.05, momentum=0.9, sigma=1.0)
+    losses = []
+    for _ in range(200):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0]
+
+
+def test_works_with_lr_schedulers():
+    params = make_params()
+    optimizer = LSGD(params, lr=1.0)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+    for _ in range(4):
+        for p in params:
+            p.grad = torch.zeros_like(p)
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == 0.25

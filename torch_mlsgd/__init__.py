@@ -1,0 +1,13 @@
+"""torch_mlsgd: Laplacian-smoothing gradient descent (LSGD and mLSGD) for PyTorch.
+
+Importing the package loads its compiled kernels, registered with PyTorch's
+dispatcher as ``torch.ops.mlsgd.*``.
+"""
+
+from ._extension import _C
+from .functional import BACKENDS, laplacian_smooth, laplacian_smooth_
+from .lsgd import LSGD, lsgd
+
+__version__ = "0.1.0"
+
+__all__ = ["BACKENDS", "LSGD", "laplacian_smooth", "laplacian_smooth_", "lsgd", "__version__"]

@@ -1,0 +1,232 @@
+"""LSGD: stochastic gradient descent on Laplacian-smoothed gradients."""
+
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from ._validation import check_lsgd_hyperparameters
+from .functional import laplacian_smooth
+
+__all__ = ["LSGD", "lsgd"]
+
+
+class LSGD(Optimizer):
+    r"""Laplacian-smoothing stochastic gradient descent (Osher et al., 2018).
+
+    Each step replaces every gradient by its Laplacian smoothing, then takes an SGD
+    step (with optional momentum, as :class:`torch.optim.SGD` does it):
+
+    .. math::
+        \begin{aligned}
+        & g \leftarrow -g \quad \textbf{if maximize} \\
+        & s = (I + \sigma (-L)^p)^{-1} g \quad \text{(on the flattened gradient)} \\
+        & d = s + \lambda \theta \\
+        & \textbf{if } \mu \neq 0: \; b = d \text{ (first step)}, \;
+            b \leftarrow \mu b + (1 - \tau) d \text{ (later)}; \;
+            d = d + \mu b \text{ if nesterov else } b \\
+        & \theta \leftarrow \theta - \gamma d
+        \end{aligned}
+
+    where :math:`L` is the periodic 1-D discrete Laplacian. Weight decay is added
+    *after* smoothing, as in the reference LS-SGD code. With ``sigma=0`` this is
+    exactly :class:`torch.optim.SGD`.
+
+    Args:
+        params: iterable of parameters or of dicts defining parameter groups.
+        lr: learning rate :math:`\gamma`.
+        sigma: smoothing strength :math:`\sigma \ge 0` (default: 1.0).
+        order: power :math:`p \ge 1` of the Laplacian (default: 1).
+        momentum: momentum factor :math:`\mu` (default: 0).
+        dampening: dampening :math:`\tau` for momentum (default: 0).
+        weight_decay: L2 penalty :math:`\lambda` (default: 0).
+        nesterov: enables Nesterov momentum (default: False).
+        maximize: maximize the objective instead of minimizing (default: False).
+        flatten: ``"tensor"`` smooths each parameter's gradient as its own ring;
+            ``"group"`` smooths the concatenation of a group's gradients, in
+            parameter order, as one ring (default: ``"tensor"``).
+        backend: smoothing route, ``"auto"``, ``"fft"`` or ``"direct"``
+            (see :func:`torch_mlsgd.laplacian_smooth`).
+
+    Parameters whose ``.grad`` is ``None`` are skipped. Sparse and complex
+    gradients are rejected. Only the momentum buffers are kept in
+    ``optimizer.state``, so ``state_dict()`` checkpoints resume bit for bit.
+
+    Example:
+        >>> optimizer = torch_mlsgd.LSGD(model.parameters(), lr=0.1, sigma=1.0, momentum=0.9)
+        >>> optimizer.zero_grad()
+        >>> loss_fn(model(input), target).backward()
+        >>> optimizer.step()
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float,
+        sigma: float = 1.0,
+        order: int = 1,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        flatten: str = "tensor",
+        backend: str = "auto",
+    ):
+        defaults = dict(
+            lr=lr,
+            sigma=sigma,
+            order=order,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+            flatten=flatten,
+            backend=backend,
+        )
+        check_lsgd_hyperparameters(defaults)
+        super().__init__(params, defaults)
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("sigma", 1.0)
+            group.setdefault("order", 1)
+            group.setdefault("nesterov", False)
+            group.setdefault("maximize", False)
+            group.setdefault("flatten", "tensor")
+            group.setdefault("backend", "auto")
+
+    def _init_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
+                    momentum_buffers: List[Optional[Tensor]]) -> None:
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            grad = p.grad
+            if grad.is_sparse:
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            if grad.is_complex():
+                raise RuntimeError(
+                    f"{type(self).__name__} does not support complex gradients "
+                    f"(got dtype {grad.dtype}); smooth real and imaginary parts as separate real parameters"
+                )
+            if not grad.is_floating_point():
+                raise RuntimeError(f"{type(self).__name__} needs floating-point gradients, got dtype {grad.dtype}")
+            params.append(p)
+            grads.append(grad)
+            # .get on the defaultdict itself would create empty entries.
+            state = self.state.get(p)
+            momentum_buffers.append(state.get("momentum_buffer") if state else None)
+        if group["flatten"] == "group" and grads:
+            first = grads[0]
+            for g in grads[1:]:
+                if g.dtype != first.dtype or g.device != first.device:
+                    raise RuntimeError(
+                        "flatten='group' smooths a group's gradients as one vector, so they must share "
+                        f"one dtype and device; got {first.dtype} on {first.device} and {g.dtype} on {g.device}"
+                    )
+
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:
+        """Performs a single optimization step.
+
+        Args:
+            closure: a closure that reevaluates the model and returns the loss.
+
+        Every group and gradient is checked before any parameter changes, so a
+        bad value raises and leaves parameters and state as they were.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        work = []
+        for group in self.param_groups:
+            check_lsgd_hyperparameters(group)
+            params: List[Tensor] = []
+            grads: List[Tensor] = []
+            momentum_buffers: List[Optional[Tensor]] = []
+            self._init_group(group, params, grads, momentum_buffers)
+            work.append((group, params, grads, momentum_buffers))
+
+        for group, params, grads, momentum_buffers in work:
+            if not params:
+                continue
+            lsgd(
+                params,
+                grads,
+                momentum_buffers,
+                lr=group["lr"],
+                sigma=group["sigma"],
+                order=group["order"],
+                momentum=group["momentum"],
+                dampening=group["dampening"],
+                weight_decay=group["weight_decay"],
+                nesterov=group["nesterov"],
+                maximize=group["maximize"],
+                flatten=group["flatten"],
+                backend=group["backend"],
+            )
+            if group["momentum"] != 0:
+                for p, buf in zip(params, momentum_buffers):
+                    self.state[p]["momentum_buffer"] = buf
+        return loss
+
+
+def _smoothed(grads: List[Tensor], sigma: float, order: int, flatten: str, backend: str,
+              maximize: bool) -> List[Tensor]:
+    """Fresh tensors holding S(g) (or -S(g) when maximizing), one per gradient."""
+    if flatten == "group":
+        flat = laplacian_smooth(torch.cat([g.reshape(-1) for g in grads]), sigma, order, backend=backend)
+        sizes = [g.numel() for g in grads]
+        smoothed = [piece.view_as(g) for piece, g in zip(flat.split(sizes), grads)]
+    else:
+        smoothed = [laplacian_smooth(g, sigma, order, backend=backend) for g in grads]
+    if maximize:
+        # S is linear and sign-symmetric: S(-g) == -S(g) bit for bit.
+        for s in smoothed:
+            s.neg_()
+    return smoothed
+
+
+def lsgd(
+    params: List[Tensor],
+    grads: List[Tensor],
+    momentum_buffer_list: List[Optional[Tensor]],
+    *,
+    lr: float,
+    sigma: float,
+    order: int,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+    flatten: str,
+    backend: str,
+) -> None:
+    r"""Functional LSGD step; see :class:`LSGD` for the update rule.
+
+    Updates ``params`` in place. Entries of ``momentum_buffer_list`` that are
+    ``None`` are replaced by new buffers when ``momentum != 0``.
+    """
+    directions = _smoothed(grads, sigma, order, flatten, backend, maximize)
+    for i, (param, d) in enumerate(zip(params, directions)):
+        if weight_decay != 0:
+            d.add_(param, alpha=weight_decay)
+        if momentum != 0:
+            buf = momentum_buffer_list[i]
+            if buf is None:
+                buf = torch.clone(d).detach()
+                momentum_buffer_list[i] = buf
+            else:
+                buf.mul_(momentum).add_(d, alpha=1 - dampening)
+            if nesterov:
+                d.add_(buf, alpha=momentum)
+            else:
+                d = buf
+        param.add_(d, alpha=-lr)
