@@ -22,7 +22,8 @@ def naive_denominator(n: int, sigma: float, order: int, dtype) -> torch.Tensor:
 
 
 def run(sizes, orders, dtypes, threads_list, repeats):
-    rows = []
+    """Prints the table; returns one dict per row (times in seconds)."""
+    rows, results = [], []
     for threads in threads_list:
         torch.set_num_threads(threads)
         for dtype in dtypes:
@@ -39,6 +40,8 @@ def run(sizes, orders, dtypes, threads_list, repeats):
                         for b in ("auto", "direct", "fft")
                     ]
                     t_naive, t_auto, t_direct, t_fft = interleaved_medians(fns, repeats=repeats)
+                    results.append(dict(threads=threads, dtype=dtype, order=order, n=n, naive=t_naive,
+                                        auto=t_auto, direct=t_direct, fft=t_fft))
                     rows.append([threads, str(dtype).replace("torch.", ""), order, f"1e{round(math.log10(n))}",
                                  f"{t_naive * 1e3:.2f}", f"{t_auto * 1e3:.2f}", f"{t_naive / t_auto:.1f}x",
                                  f"{t_naive / t_direct:.1f}x", f"{t_naive / t_fft:.1f}x"])
@@ -47,6 +50,7 @@ def run(sizes, orders, dtypes, threads_list, repeats):
         ["threads", "dtype", "order", "n", "naive ms", "auto ms", "auto", "direct", "fft"],
         rows,
     )
+    return results
 
 
 def main(argv=None):
@@ -54,9 +58,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
     args = parser.parse_args(argv)
     if args.quick:
-        run([10**3, 10**5, 10**7], [1, 2], [torch.float32], [1, 2], repeats=5)
-    else:
-        run([10**3, 10**4, 10**5, 10**6, 10**7], [1, 2, 3], [torch.float32, torch.float64], [1, 2], repeats=5)
+        return run([10**3, 10**5, 10**7], [1, 2, 3], [torch.float32], [1, 2], repeats=5)
+    return run([10**3, 10**4, 10**5, 10**6, 10**7], [1, 2, 3], [torch.float32, torch.float64], [1, 2], repeats=6)
 
 
 if __name__ == "__main__":

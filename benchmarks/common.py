@@ -25,15 +25,21 @@ def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) 
 
 def interleaved_medians(fns, repeats: int = 5, warmup: int = 1):
     """Medians of several functions timed in alternation, so that a noisy
-    neighbour slows all of them alike and their ratios stay meaningful."""
+    neighbour slows all of them alike and their ratios stay meaningful.
+
+    The order rotates every round: whatever a function leaves behind (evicted
+    caches, memory handed back to the OS) then falls on each of the others in
+    turn instead of always on the same successor.
+    """
     for fn in fns:
         for _ in range(warmup):
             fn()
     samples = [[] for _ in fns]
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
+    for round_ in range(repeats):
+        for k in range(len(fns)):
+            i = (k + round_) % len(fns)
             start = time.perf_counter()
-            fn()
+            fns[i]()
             samples[i].append(time.perf_counter() - start)
     return [statistics.median(s) for s in samples]
 

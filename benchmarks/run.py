@@ -1,6 +1,9 @@
-"""The benchmark suite: every table, measured side by side in one process.
+"""The benchmark suite: every table, measured side by side in one run, then the targets.
 
-    python3 benchmarks/run.py [--quick]      (what `make bench` runs)
+    python3 benchmarks/run.py [--quick]      (`make bench` runs it without --quick)
+
+Times are medians of at least 5 repetitions after a warm-up, with the compared
+functions timed in alternation; ratios are taken within one run.
 """
 
 import argparse
@@ -12,7 +15,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
+import bench_memory  # noqa: E402
 import bench_smoothing  # noqa: E402
+import bench_step  # noqa: E402
+from common import print_table  # noqa: E402
+
+import torch_mlsgd  # noqa: E402
 
 
 def describe_machine() -> str:
@@ -25,16 +33,49 @@ def describe_machine() -> str:
                     break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, Python {platform.python_version()}"
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+            f"Python {platform.python_version()}, torch_mlsgd {torch_mlsgd.__version__} "
+            f"({torch_mlsgd.cpu_kernels()} CPU kernels)")
 
 
-def main() -> None:
+def check_targets(smoothing, steps, memory):
+    rows = []
+
+    def row(target, measured, ok):
+        rows.append([target, measured, "PASS" if ok else "FAIL"])
+
+    for r in smoothing:
+        if r["n"] == 10**7 and r["dtype"] == torch.float32:
+            need = 20.0 if r["order"] == 1 else 8.0
+            speedup = r["naive"] / r["auto"]
+            row(f"op vs naive, order {r['order']}, n=1e7, float32, {r['threads']} thread(s): >= {need:g}x",
+                f"{speedup:.1f}x", speedup >= need)
+    for (model, threads), times in steps.items():
+        sgd = min(times["SGD foreach=False"], times["SGD foreach=True"])
+        ratio = times["LSGD (fused)"] / sgd
+        row(f"LSGD step / SGD step, {model}, {threads} thread(s): <= 1.5x", f"{ratio:.2f}x", ratio <= 1.5)
+    for (model, name), r in memory.items():
+        if name in ("LSGD (fused)", "LSGD flatten=group"):
+            ok = r["extra"] <= r["largest"]
+            row(f"extra memory of a step, {model}, {name}: <= largest gradient",
+                f"{r['extra'] / 2**20:.1f} MiB of {r['largest'] / 2**20:.1f} MiB", ok)
+    print_table("Targets (performance issue)", ["target", "measured", ""], rows)
+    return all(r[2] == "PASS" for r in rows)
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    parser.add_argument("--quick", action="store_true", help="fewer sizes, ResNet-18 only")
     args = parser.parse_args()
+    quick = ["--quick"] if args.quick else []
     print(f"# torch_mlsgd benchmarks\n\nMachine: {describe_machine()}")
-    bench_smoothing.main(["--quick"] if args.quick else [])
+    smoothing = bench_smoothing.main(quick)
+    steps = bench_step.main(quick)
+    memory = bench_memory.main()
+    ok = check_targets(smoothing, steps, memory)
+    print("\nAll targets hold." if ok else "\nSome targets do not hold (see FAIL above).")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

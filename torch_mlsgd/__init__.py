@@ -5,9 +5,9 @@ dispatcher as ``torch.ops.mlsgd.*``.
 """
 
 from ._extension import _C
-from .functional import BACKENDS, laplacian_smooth, laplacian_smooth_
+from .functional import BACKENDS, cpu_kernels, laplacian_smooth, laplacian_smooth_
 from .lsgd import LSGD, lsgd
 
 __version__ = "0.1.0"
 
-__all__ = ["BACKENDS", "LSGD", "laplacian_smooth", "laplacian_smooth_", "lsgd", "__version__"]
+__all__ = ["BACKENDS", "LSGD", "cpu_kernels", "laplacian_smooth", "laplacian_smooth_", "lsgd", "__version__"]

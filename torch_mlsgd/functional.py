@@ -7,7 +7,7 @@ from torch import Tensor
 
 from ._extension import _C  # noqa: F401  (registers torch.ops.mlsgd)
 
-__all__ = ["laplacian_smooth", "laplacian_smooth_", "BACKENDS"]
+__all__ = ["laplacian_smooth", "laplacian_smooth_", "cpu_kernels", "BACKENDS"]
 
 #: The smoothing routes ``backend=`` accepts.
 BACKENDS = ("auto", "fft", "direct")
@@ -62,3 +62,11 @@ def laplacian_smooth_(input: Tensor, sigma: float, order: int = 1, *, backend: s
     """
     _check_scalars(sigma, order, backend)
     return torch.ops.mlsgd.laplacian_smooth_.default(input, float(sigma), int(order), backend)
+
+
+def cpu_kernels() -> str:
+    """Which CPU kernels this machine runs: ``"avx2"`` (vectorised, chosen at run
+    time when the CPU has AVX2 and FMA) or ``"portable"``. Setting the environment
+    variable ``TORCH_MLSGD_DISABLE_SIMD=1`` before the first call forces the
+    portable ones; both give the same results to rounding."""
+    return torch.ops.mlsgd.cpu_kernels.default()

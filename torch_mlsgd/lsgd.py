@@ -48,6 +48,12 @@ class LSGD(Optimizer):
             parameter order, as one ring (default: ``"tensor"``).
         backend: smoothing route, ``"auto"``, ``"fft"`` or ``"direct"``
             (see :func:`torch_mlsgd.laplacian_smooth`).
+        foreach: with ``fused=False``, use ``torch._foreach_*`` ops for the update
+            instead of a loop over tensors (default: None, i.e. True).
+        fused: run the whole step in one C++ kernel per group, ``mlsgd::lsgd_step_``
+            (default: None, i.e. True unless ``foreach`` is given). The fused kernel reads
+            each gradient once and writes each parameter and buffer once; the other
+            implementations are kept as references and agree with it to rounding.
 
     Parameters whose ``.grad`` is ``None`` are skipped. Sparse and complex
     gradients are rejected. Only the momentum buffers are kept in
@@ -74,7 +80,11 @@ class LSGD(Optimizer):
         maximize: bool = False,
         flatten: str = "tensor",
         backend: str = "auto",
+        foreach: Optional[bool] = None,
+        fused: Optional[bool] = None,
     ):
+        if fused and foreach:
+            raise ValueError("`fused` and `foreach` cannot be `True` together.")
         defaults = dict(
             lr=lr,
             sigma=sigma,
@@ -86,6 +96,8 @@ class LSGD(Optimizer):
             maximize=maximize,
             flatten=flatten,
             backend=backend,
+            foreach=foreach,
+            fused=fused,
         )
         check_lsgd_hyperparameters(defaults)
         super().__init__(params, defaults)
@@ -99,6 +111,8 @@ class LSGD(Optimizer):
             group.setdefault("maximize", False)
             group.setdefault("flatten", "tensor")
             group.setdefault("backend", "auto")
+            group.setdefault("foreach", None)
+            group.setdefault("fused", None)
 
     def _init_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
                     momentum_buffers: List[Optional[Tensor]]) -> None:
@@ -170,6 +184,8 @@ class LSGD(Optimizer):
                 maximize=group["maximize"],
                 flatten=group["flatten"],
                 backend=group["backend"],
+                foreach=group["foreach"],
+                fused=group["fused"],
             )
             if group["momentum"] != 0:
                 for p, buf in zip(params, momentum_buffers):
@@ -208,12 +224,51 @@ def lsgd(
     maximize: bool,
     flatten: str,
     backend: str,
+    foreach: Optional[bool] = None,
+    fused: Optional[bool] = None,
 ) -> None:
     r"""Functional LSGD step; see :class:`LSGD` for the update rule.
 
     Updates ``params`` in place. Entries of ``momentum_buffer_list`` that are
-    ``None`` are replaced by new buffers when ``momentum != 0``.
+    ``None`` are replaced by new buffers when ``momentum != 0``. ``fused``
+    (the default when ``foreach`` is not given) runs one C++ kernel; otherwise the
+    smoothing op runs first, followed by ``torch._foreach_*`` ops (``foreach=True``
+    or None) or by a loop of per-tensor ops (``foreach=False``).
     """
+    if fused and foreach:
+        raise ValueError("`fused` and `foreach` cannot be `True` together.")
+    if not params:
+        return
+    if fused is None:
+        fused = foreach is None
+    if fused:
+        implementation = _fused_lsgd
+    elif foreach is None or foreach:
+        implementation = _multi_tensor_lsgd
+    else:
+        implementation = _single_tensor_lsgd
+    implementation(params, grads, momentum_buffer_list, lr=lr, sigma=sigma, order=order, momentum=momentum,
+                   dampening=dampening, weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+                   flatten=flatten, backend=backend)
+
+
+def _fused_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, momentum, dampening, weight_decay,
+                nesterov, maximize, flatten, backend) -> None:
+    buffers: List[Tensor] = []
+    fresh: List[bool] = []
+    if momentum != 0:
+        for p, buf in zip(params, momentum_buffer_list):
+            fresh.append(buf is None)
+            buffers.append(torch.empty_like(p, memory_format=torch.contiguous_format) if buf is None else buf)
+    torch.ops.mlsgd.lsgd_step_(params, grads, buffers, fresh, float(lr), float(sigma), int(order), float(momentum),
+                               float(dampening), float(weight_decay), bool(nesterov), bool(maximize), flatten,
+                               backend)
+    for i, buf in enumerate(buffers):
+        momentum_buffer_list[i] = buf
+
+
+def _single_tensor_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, momentum, dampening,
+                        weight_decay, nesterov, maximize, flatten, backend) -> None:
     directions = _smoothed(grads, sigma, order, flatten, backend, maximize)
     for i, (param, d) in enumerate(zip(params, directions)):
         if weight_decay != 0:
@@ -230,3 +285,25 @@ def lsgd(
             else:
                 d = buf
         param.add_(d, alpha=-lr)
+
+
+def _multi_tensor_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, momentum, dampening,
+                       weight_decay, nesterov, maximize, flatten, backend) -> None:
+    directions = _smoothed(grads, sigma, order, flatten, backend, maximize)
+    if weight_decay != 0:
+        torch._foreach_add_(directions, params, alpha=weight_decay)
+    if momentum != 0:
+        old = [i for i, buf in enumerate(momentum_buffer_list) if buf is not None]
+        if old:
+            old_buffers = [momentum_buffer_list[i] for i in old]
+            torch._foreach_mul_(old_buffers, momentum)
+            torch._foreach_add_(old_buffers, [directions[i] for i in old], alpha=1 - dampening)
+        for i, buf in enumerate(momentum_buffer_list):
+            if buf is None:
+                momentum_buffer_list[i] = torch.clone(directions[i]).detach()
+        buffers = [buf for buf in momentum_buffer_list if buf is not None]
+        if nesterov:
+            torch._foreach_add_(directions, buffers, alpha=momentum)
+        else:
+            directions = buffers
+    torch._foreach_add_(params, directions, alpha=-lr)

@@ -3,6 +3,7 @@
 
 #include <torch_mlsgd/laplacian_smooth.h>
 
+#include "ops/cpu/simd_first_order.h"
 #include "ops/smooth_args.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -16,6 +17,10 @@ TORCH_LIBRARY(mlsgd, m) {
   m.def(
       "laplacian_smooth_(Tensor(a!) self, float sigma, int order=1, str backend=\"auto\") "
       "-> Tensor(a!)");
+  // Which CPU kernels run here: "avx2" or "portable" (diagnostics and tests).
+  m.def("cpu_kernels() -> str", [] {
+    return std::string(torch_mlsgd::ops::cpu::simd::supported() ? "avx2" : "portable");
+  });
 }
 
 namespace torch_mlsgd {

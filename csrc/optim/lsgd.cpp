@@ -1,6 +1,6 @@
 #include <torch_mlsgd/lsgd.h>
 
-#include <torch_mlsgd/laplacian_smooth.h>
+#include <torch_mlsgd/lsgd_step.h>
 
 #include "ops/smooth_args.h"
 
@@ -123,36 +123,6 @@ void check_gradient(const torch::Tensor& grad) {
               grad.scalar_type());
 }
 
-// Fresh tensors holding S(g) (or -S(g) when maximizing), one per gradient.
-std::vector<torch::Tensor> smoothed(const GroupWork& work) {
-  const LSGDOptions& o = *work.options;
-  std::vector<torch::Tensor> out;
-  out.reserve(work.grads.size());
-  if (o.flatten() == "group") {
-    std::vector<torch::Tensor> flat;
-    for (const auto& g : work.grads) {
-      flat.push_back(g.reshape({-1}));
-    }
-    const torch::Tensor ring =
-        laplacian_smooth(torch::cat(flat), o.sigma(), o.order(), o.backend());
-    int64_t offset = 0;
-    for (const auto& g : work.grads) {
-      out.push_back(ring.narrow(0, offset, g.numel()).view(g.sizes()));
-      offset += g.numel();
-    }
-  } else {
-    for (const auto& g : work.grads) {
-      out.push_back(laplacian_smooth(g, o.sigma(), o.order(), o.backend()));
-    }
-  }
-  if (o.maximize()) {
-    for (auto& s : out) {
-      s.neg_();  // S(-g) == -S(g) bit for bit
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 torch::Tensor LSGD::step(LossClosure closure) {
@@ -194,33 +164,24 @@ torch::Tensor LSGD::step(LossClosure closure) {
       continue;
     }
     const LSGDOptions& o = *w.options;
-    std::vector<torch::Tensor> directions = smoothed(w);
-    for (const auto i : c10::irange(w.params.size())) {
-      const torch::Tensor& p = w.params[i];
-      torch::Tensor d = directions[i];
-      if (o.weight_decay() != 0) {
-        d.add_(p, o.weight_decay());
+    std::vector<torch::Tensor> buffers;
+    std::vector<bool> fresh;
+    if (o.momentum() != 0) {
+      for (const auto& p : w.params) {
+        auto it = state_.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+        fresh.push_back(it == state_.end());
+        buffers.push_back(fresh.back()
+                              ? torch::empty_like(p, at::MemoryFormat::Contiguous)
+                              : static_cast<LSGDParamState&>(*it->second).momentum_buffer());
       }
-      if (o.momentum() != 0) {
-        const auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
-        auto it = state_.find(key);
-        torch::Tensor buf;
-        if (it == state_.end()) {
-          buf = d.clone().detach();
-          auto param_state = std::make_unique<LSGDParamState>();
-          param_state->momentum_buffer(buf);
-          state_[key] = std::move(param_state);
-        } else {
-          buf = static_cast<LSGDParamState&>(*it->second).momentum_buffer();
-          buf.mul_(o.momentum()).add_(d, 1 - o.dampening());
-        }
-        if (o.nesterov()) {
-          d.add_(buf, o.momentum());
-        } else {
-          d = buf;
-        }
+    }
+    lsgd_step_(w.params, w.grads, buffers, fresh, o);
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      if (fresh[i]) {
+        auto param_state = std::make_unique<LSGDParamState>();
+        param_state->momentum_buffer(buffers[i]);
+        state_[c10::guts::to_string(w.params[i].unsafeGetTensorImpl())] = std::move(param_state);
       }
-      p.add_(d, -o.lr());
     }
   }
   return loss;

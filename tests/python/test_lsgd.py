@@ -240,3 +240,62 @@ def test_works_with_lr_schedulers():
         optimizer.step()
         scheduler.step()
     assert optimizer.param_groups[0]["lr"] == 0.25
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("config", CONFIGS[2:], ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_fused_foreach_and_single_tensor_agree(dtype, config):
+    shapes = [(301, 40), (12_007,), (7,), (0,)]
+
+    def run(**implementation):
+        g = torch.Generator().manual_seed(5)
+        params = [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in shapes]
+        optimizer = LSGD(params, **config, **implementation)
+        for _ in range(4):
+            for p in params:
+                p.grad = gradient_of(p.detach())
+            optimizer.step()
+        return params
+
+    fused = run()
+    for implementation in (dict(foreach=True), dict(foreach=False), dict(fused=False)):
+        tol = dict(rtol=1e-11, atol=1e-11) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-6)
+        for a, b in zip(fused, run(**implementation)):
+            torch.testing.assert_close(a, b, **tol)
+
+
+def test_fused_and_foreach_are_exclusive():
+    with pytest.raises(ValueError, match="`fused` and `foreach` cannot be `True` together"):
+        LSGD(make_params(), lr=0.1, fused=True, foreach=True)
+
+
+def test_fused_kernel_handles_what_it_cannot_fuse():
+    # float16 and non-contiguous parameters take the composite formulation.
+    half = torch.randn(64, dtype=torch.float16, requires_grad=True)
+    strided = torch.randn(8, 6).t().requires_grad_()
+    assert not strided.is_contiguous()
+    ref_half = half.detach().float().clone()
+    ref_strided = strided.detach().clone()
+    optimizer = LSGD([half, strided], lr=0.1, momentum=0.9)
+    reference = LSGD([ref_half.requires_grad_(), ref_strided.requires_grad_()], lr=0.1, momentum=0.9,
+                     fused=False)
+    for _ in range(3):
+        half.grad = gradient_of(half.detach().float()).half()
+        strided.grad = gradient_of(strided.detach())
+        ref_half.grad = half.grad.float()
+        ref_strided.grad = gradient_of(ref_strided.detach())
+        optimizer.step()
+        reference.step()
+    torch.testing.assert_close(half.detach().float(), ref_half.detach(), rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(strided.detach(), ref_strided.detach())
+
+
+def test_the_fused_op_checks_its_lists():
+    p = torch.zeros(3)
+    with pytest.raises(ValueError, match="needs one momentum buffer per parameter"):
+        torch.ops.mlsgd.lsgd_step_([p], [torch.ones(3)], [], [], 0.1, 1.0, 1, 0.9, 0.0, 0.0, False, False,
+                                   "tensor", "auto")
+    with pytest.raises(ValueError, match="has 3 elements but its gradient 4"):
+        torch.ops.mlsgd.lsgd_step_([p], [torch.ones(4)], [], [], 0.1, 1.0, 1, 0.0, 0.0, 0.0, False, False,
+                                   "tensor", "auto")
+    assert torch.equal(p, torch.zeros(3))

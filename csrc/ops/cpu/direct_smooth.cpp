@@ -17,14 +17,10 @@ void direct_smooth(const at::Tensor& input, const at::Tensor& output,
   const int64_t n = input.numel();
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "direct_smooth", [&] {
     SweepPlan<scalar_t> plan;
-    plan.add_ring({Segment<scalar_t>{input.data_ptr<scalar_t>(), output.data_ptr<scalar_t>(), 0, n}},
-                  filter.warmup);
-    const double gain = filter.gain;
+    plan.add_ring({Segment<scalar_t>{input.data_ptr<scalar_t>(), n}}, filter.warmup);
+    const SmoothSink<scalar_t> sink{output.data_ptr<scalar_t>(), filter.gain};
     visit_cascade(filter, [&](const auto& cascade) {
-      run_sweeps(cascade, plan, filter.warmup, [&](int64_t segment) {
-        scalar_t* out = plan.segments[segment].scratch;
-        return [out, gain](int64_t j, double x) { out[j] = static_cast<scalar_t>(gain * x); };
-      });
+      run_direct(cascade, plan, filter.warmup, [&](int64_t /*tag*/) { return sink; });
     });
   });
 }

@@ -3,19 +3,26 @@
 // The direct route on CPU: causal and anti-causal sweeps of a RecursiveFilter
 // over rings stored as one or more contiguous segments.
 //
-// Why chunks and lanes: a first-order recursion is a chain of dependent
-// multiply-adds, so one chain runs at the latency of an FMA (~4 cycles per
-// element). A ring is therefore cut into chunks; each chunk starts from the
-// state a zero-initialised cascade reaches after `warmup` preceding elements
-// (DESIGN.md section 1), and up to kMaxLanes chunks of one segment are swept in
-// lock-step so that their independent chains overlap in the pipeline, while
-// threads take different groups of chunks.
+// Why chunks: each ring is cut into chunks that are solved independently.
+// A chunk starts from the state a zero-initialised cascade reaches after
+// `warmup` elements (DESIGN.md section 1): the causal start from the inputs
+// before the chunk, the anti-causal start from the causal results just after
+// it (recomputed from the inputs there). With both start states known, a chunk
+// runs its causal sweep into a small scratch that stays in cache and its
+// anti-causal sweep straight out of it, so each input element is read from
+// memory once and each result written once: no full-size intermediate.
 //
-// Why four phases: chunk start states are computed before any chunk is
-// written, so a sweep may write over its own input (in-place smoothing) and
-// the anti-causal sweep may overwrite the causal results it reads.
+// Why lanes: a recursion is a chain of dependent multiply-adds, one FMA
+// latency per element. Up to kMaxLanes chunks of one segment are swept in
+// lock-step so that their independent chains overlap in the pipeline.
+//
+// Why two phases: all start states are computed (from the inputs only) before
+// any chunk is written, so results may overwrite their own inputs (in-place
+// smoothing) while other chunks still need those inputs for their warm-ups.
 
 #include "core/recursive_filter.h"
+#include "ops/cpu/simd_first_order.h"
+#include "ops/cpu/sinks.h"
 
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
@@ -23,7 +30,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <utility>
+#include <type_traits>
 #include <vector>
 
 namespace torch_mlsgd {
@@ -31,8 +38,8 @@ namespace ops {
 namespace cpu {
 
 // ---------------------------------------------------------------- cascades --
-// Each cascade keeps its state in double: the recursions add many terms of
-// similar size when sigma is large, where float32 state would lose digits.
+// State is kept in double: when sigma is large the recursions add many terms
+// of similar size, where float32 state would lose digits.
 
 // Order 1: one real pole.
 struct FirstOrderCascade {
@@ -66,7 +73,8 @@ struct SectionCascade {
   }
   double push(State& s, double x) const {
     for (int m = 0; m < kSections; ++m) {
-      const double y = x + a1[m] * s.y1[m] - a2[m] * s.y2[m];
+      // a2 * y2 is known a step early, so the dependent chain is one FMA.
+      const double y = a1[m] * s.y1[m] + (x - a2[m] * s.y2[m]);
       s.y2[m] = s.y1[m];
       s.y1[m] = y;
       x = y;
@@ -96,7 +104,7 @@ struct DynamicCascade {
   }
   double push(State& s, double x) const {
     for (int m = 0; m < count; ++m) {
-      const double y = x + a1[m] * s.y1[m] - a2[m] * s.y2[m];
+      const double y = a1[m] * s.y1[m] + (x - a2[m] * s.y2[m]);
       s.y2[m] = s.y1[m];
       s.y1[m] = y;
       x = y;
@@ -108,13 +116,17 @@ struct DynamicCascade {
 // The highest order the direct route handles (two poles per section).
 constexpr int64_t kMaxDirectOrder = 2 * kMaxDirectSections;
 
+inline bool direct_supports(const core::RecursiveFilter& filter) {
+  return filter.sections.size() <= static_cast<size_t>(kMaxDirectSections);
+}
+
 // Calls f(cascade) with the cheapest cascade type that represents `filter`.
 template <typename F>
 void visit_cascade(const core::RecursiveFilter& filter, F&& f) {
   TORCH_CHECK(!filter.is_identity(), "visit_cascade: the identity has no cascade");
+  TORCH_CHECK(direct_supports(filter), "the direct backend supports orders up to ",
+              kMaxDirectOrder);
   const size_t sections = filter.sections.size();
-  TORCH_CHECK(sections <= static_cast<size_t>(kMaxDirectSections),
-              "the direct backend supports orders up to ", kMaxDirectOrder);
   if (filter.is_single_first_order()) {
     f(FirstOrderCascade(filter));
   } else if (sections == 1) {
@@ -126,19 +138,18 @@ void visit_cascade(const core::RecursiveFilter& filter, F&& f) {
   }
 }
 
-// ------------------------------------------------------------------ rings --
+// ------------------------------------------------------------------ plans --
 
-// A contiguous piece of a ring. The causal sweep reads `input` and writes
-// `scratch`; the anti-causal sweep reads `scratch` (scratch may alias input).
+// A contiguous piece of a ring; `input` is what the causal sweep reads.
 template <typename scalar_t>
 struct Segment {
   const scalar_t* input;
-  scalar_t* scratch;
-  int64_t offset;  // position of element 0 in the ring
   int64_t length;
+  int64_t tag = 0;     // the caller's name for the segment, handed to its emitter
+  int64_t offset = 0;  // position of element 0 in its ring (set by add_ring)
 };
 
-// A ring: the segments [first, first + count) of a segment list, in ring order.
+// A ring: the segments [first, first + count) of a plan, in ring order.
 struct Ring {
   int64_t first;
   int64_t count;
@@ -153,74 +164,74 @@ struct Chunk {
   int64_t end;
 };
 
-// Up to kMaxLanes consecutive chunks of one segment, swept together.
+// Up to kMaxLanes consecutive chunks of one segment, swept in lock-step.
+// Chunks of a segment differ in length by at most one element.
 constexpr int kMaxLanes = 8;
 struct ChunkGroup {
   int64_t first_chunk;
   int lanes;
 };
 
-// Reads a ring element by element across its segments, wrapping at its end.
-template <typename scalar_t>
-class RingCursor {
- public:
-  RingCursor(const Segment<scalar_t>* segments, const Ring& ring, int64_t position, bool scratch)
-      : segments_(segments + ring.first), count_(ring.count), scratch_(scratch) {
-    position %= ring.length;
-    if (position < 0) {
-      position += ring.length;
-    }
-    // Binary search for the segment holding `position` (segments are sorted).
-    int64_t lo = 0;
-    int64_t hi = count_ - 1;
-    while (lo < hi) {
-      const int64_t mid = (lo + hi + 1) / 2;
-      if (segments_[mid].offset <= position) {
-        lo = mid;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    segment_ = lo;
-    index_ = position - segments_[lo].offset;
-    skip_empty_forward();
-  }
+constexpr int64_t kChunkElements = 6000;
 
-  double value() const {
-    const Segment<scalar_t>& s = segments_[segment_];
-    return static_cast<double>(scratch_ ? s.scratch[index_] : s.input[index_]);
-  }
+// Elements per chunk: long enough that the 4 * warmup start-up work of a
+// chunk stays near 1/16 of its sweep, short enough that kMaxLanes chunks of
+// float64 scratch stay in a core's L2 cache. Not a power of two: chunks of
+// power-of-two tensors would otherwise start at addresses that share cache
+// sets, and the lanes would evict each other.
+inline int64_t chunk_length(int64_t warmup) {
+  return std::max<int64_t>(kChunkElements, 64 * warmup);
+}
 
-  void forward() {
-    ++index_;
-    skip_empty_forward();
+// How many chunks a segment of `length` elements is cut into: about
+// length / target, rounded to a multiple of kMaxLanes so that every chunk runs
+// in a full group (the vectorised kernels take full groups only), down to
+// chunks of a quarter of the target before giving up on full groups.
+inline int64_t chunk_count(int64_t length, int64_t target, int64_t warmup) {
+  const int64_t count = std::max<int64_t>(1, length / target);
+  if (count >= kMaxLanes) {
+    return (count + kMaxLanes / 2) / kMaxLanes * kMaxLanes;
   }
+  const int64_t shortest = std::max<int64_t>(target / 4, 16 * warmup);
+  return length >= kMaxLanes * shortest ? kMaxLanes : count;
+}
 
-  void backward() {
-    while (index_ == 0) {
-      segment_ = segment_ == 0 ? count_ - 1 : segment_ - 1;
-      index_ = segments_[segment_].length;
-    }
-    --index_;
+// Calls f(pointer, length) for the contiguous runs that make up `count`
+// consecutive ring elements from `position` on, wrapping around the ring as
+// many times as needed (a warm-up may be longer than the ring).
+template <typename scalar_t, typename F>
+void for_each_run(const Segment<scalar_t>* segments, const Ring& ring, int64_t position,
+                  int64_t count, F&& f) {
+  const Segment<scalar_t>* ring_segments = segments + ring.first;
+  position %= ring.length;
+  if (position < 0) {
+    position += ring.length;
   }
-
- private:
-  void skip_empty_forward() {
-    while (index_ >= segments_[segment_].length) {
-      segment_ = segment_ + 1 == count_ ? 0 : segment_ + 1;
-      index_ = 0;
+  // The last segment starting at or before `position` (offsets are sorted).
+  int64_t lo = 0;
+  int64_t hi = ring.count - 1;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi + 1) / 2;
+    if (ring_segments[mid].offset <= position) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
     }
   }
+  int64_t segment = lo;
+  int64_t index = position - ring_segments[lo].offset;
+  while (count > 0) {
+    const Segment<scalar_t>& s = ring_segments[segment];
+    const int64_t run = std::min(count, s.length - index);
+    if (run > 0) {
+      f(s.input + index, run);
+      count -= run;
+    }
+    segment = segment + 1 == ring.count ? 0 : segment + 1;
+    index = 0;
+  }
+}
 
-  const Segment<scalar_t>* segments_;
-  int64_t count_;
-  bool scratch_;
-  int64_t segment_ = 0;
-  int64_t index_ = 0;
-};
-
-// The chunks and groups of a list of rings; sizes chosen so that the warm-up
-// of each chunk costs a small fraction of its sweep.
 template <typename scalar_t>
 struct SweepPlan {
   std::vector<Segment<scalar_t>> segments;
@@ -228,139 +239,180 @@ struct SweepPlan {
   std::vector<Chunk> chunks;
   std::vector<ChunkGroup> groups;
   int64_t elements = 0;
+  int64_t max_chunk = 0;
 
+  // Appends a ring made of `ring_segments` (offsets are assigned here).
+  // Empty rings are dropped; empty segments are kept but get no chunks.
   void add_ring(const std::vector<Segment<scalar_t>>& ring_segments, int64_t warmup) {
     Ring ring{static_cast<int64_t>(segments.size()), 0, 0};
     for (const auto& s : ring_segments) {
-      Segment<scalar_t> placed = s;
-      placed.offset = ring.length;
+      segments.push_back({s.input, s.length, s.tag, ring.length});
       ring.length += s.length;
-      segments.push_back(placed);
       ++ring.count;
     }
     if (ring.length == 0) {
-      segments.resize(ring.first);
+      segments.resize(static_cast<size_t>(ring.first));
       return;
     }
     const int64_t ring_id = static_cast<int64_t>(rings.size());
     rings.push_back(ring);
     elements += ring.length;
-    // Long enough chunks keep the warm-up overhead under ~1/16 of the work.
-    const int64_t target = std::max<int64_t>(int64_t{1} << 12, 16 * warmup);
+    const int64_t target = chunk_length(warmup);
     for (int64_t s = ring.first; s < ring.first + ring.count; ++s) {
       const int64_t length = segments[s].length;
       if (length == 0) {
         continue;
       }
-      const int64_t count = std::max<int64_t>(1, length / target);
+      const int64_t count = chunk_count(length, target, warmup);
+      const int64_t base = length / count;
+      const int64_t extra = length % count;
       const int64_t first_chunk = static_cast<int64_t>(chunks.size());
       for (int64_t c = 0; c < count; ++c) {
-        chunks.push_back({s, ring_id, c * (length / count) + std::min(c, length % count),
-                          (c + 1) * (length / count) + std::min(c + 1, length % count)});
+        const int64_t begin = c * base + std::min(c, extra);
+        chunks.push_back({s, ring_id, begin, begin + base + (c < extra ? 1 : 0)});
       }
-      // Groups of 8, then 4, 2, 1 for the remainder: lane counts are template
-      // arguments, so only these four are compiled.
+      max_chunk = std::max(max_chunk, base + (extra > 0 ? 1 : 0));
+      // Groups of 8, then 4, 2, 1: lane counts are template arguments.
       int64_t next = first_chunk;
       int64_t left = count;
       for (int lanes = kMaxLanes; lanes >= 1; lanes /= 2) {
-        while (left >= lanes) {
+        for (; left >= lanes; left -= lanes, next += lanes) {
           groups.push_back({next, lanes});
-          next += lanes;
-          left -= lanes;
         }
       }
     }
   }
 };
 
+// --------------------------------------------------------- start states --
+
+template <typename Cascade>
+struct StartStates {
+  typename Cascade::State causal;
+  typename Cascade::State anticausal;
+};
+
+// Per-thread scratch that survives across calls, so that no step pays for
+// fresh pages (page faults cost more than the sweeps themselves).
+inline std::vector<double>& thread_scratch(size_t size) {
+  thread_local std::vector<double> scratch;
+  if (scratch.size() < size) {
+    scratch.resize(size);
+  }
+  return scratch;
+}
+
+template <typename Cascade, typename scalar_t>
+StartStates<Cascade> chunk_start_states(const Cascade& cascade, const SweepPlan<scalar_t>& plan,
+                                        const Chunk& chunk, int64_t warmup) {
+  using State = typename Cascade::State;
+  const Ring& ring = plan.rings[chunk.ring];
+  const Segment<scalar_t>* segments = plan.segments.data();
+  const int64_t begin = segments[chunk.segment].offset + chunk.begin;
+  const int64_t end = segments[chunk.segment].offset + chunk.end;
+  StartStates<Cascade> starts{};
+
+  for_each_run(segments, ring, begin - warmup, warmup, [&](const scalar_t* x, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      cascade.push(starts.causal, static_cast<double>(x[i]));
+    }
+  });
+
+  // The causal results y[end .. end + warmup) from the inputs around them,
+  // then the anti-causal warm-up over them, last to first.
+  State state{};
+  for_each_run(segments, ring, end - warmup, warmup, [&](const scalar_t* x, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      cascade.push(state, static_cast<double>(x[i]));
+    }
+  });
+  double* after = thread_scratch(static_cast<size_t>(warmup)).data();
+  for_each_run(segments, ring, end, warmup, [&](const scalar_t* x, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      *after++ = cascade.push(state, static_cast<double>(x[i]));
+    }
+  });
+  for (int64_t k = 0; k < warmup; ++k) {
+    cascade.push(starts.anticausal, *--after);
+  }
+  return starts;
+}
+
 // ----------------------------------------------------------------- sweeps --
 
-template <typename Cascade, typename scalar_t>
-typename Cascade::State causal_start(const Cascade& cascade, const SweepPlan<scalar_t>& plan,
-                                     const Chunk& chunk, int64_t warmup) {
-  typename Cascade::State state{};
-  const Ring& ring = plan.rings[chunk.ring];
-  const int64_t start = plan.segments[chunk.segment].offset + chunk.begin;
-  RingCursor<scalar_t> cursor(plan.segments.data(), ring, start - warmup, /*scratch=*/false);
-  for (int64_t k = 0; k < warmup; ++k) {
-    cascade.push(state, cursor.value());
-    cursor.forward();
-  }
-  return state;
-}
+// Sinks with a vectorised kernel (simd_first_order.h).
+template <typename Sink>
+struct has_simd_kernel : std::false_type {};
+template <typename T>
+struct has_simd_kernel<SmoothSink<T>> : std::true_type {};
+template <typename T>
+struct has_simd_kernel<UpdateSink<T>> : std::true_type {};
 
-template <typename Cascade, typename scalar_t>
-typename Cascade::State anticausal_start(const Cascade& cascade, const SweepPlan<scalar_t>& plan,
-                                         const Chunk& chunk, int64_t warmup) {
-  typename Cascade::State state{};
-  const Ring& ring = plan.rings[chunk.ring];
-  const int64_t end = plan.segments[chunk.segment].offset + chunk.end;
-  RingCursor<scalar_t> cursor(plan.segments.data(), ring, end + warmup - 1, /*scratch=*/true);
-  for (int64_t k = 0; k < warmup; ++k) {
-    cascade.push(state, cursor.value());
-    cursor.backward();
-  }
-  return state;
-}
-
-// Lock-step causal sweep of kLanes chunks of one segment: scratch = Causal(input).
-template <int kLanes, typename Cascade, typename scalar_t>
-void causal_group(const Cascade& cascade, const SweepPlan<scalar_t>& plan, int64_t first,
-                  typename Cascade::State* states) {
-  const Segment<scalar_t>& seg = plan.segments[plan.chunks[first].segment];
-  typename Cascade::State st[kLanes];
+// Solves kLanes chunks of one segment and hands the unscaled results
+// x = Anti(Causal(input)) of each chunk to emit(begin, x, n): one contiguous
+// run per chunk, so the emitter's loop is sequential and vectorisable.
+template <int kLanes, typename Cascade, typename scalar_t, typename Emit>
+void sweep_group(const Cascade& cascade, const SweepPlan<scalar_t>& plan, int64_t first,
+                 const StartStates<Cascade>* starts, Emit& emit) {
+  using State = typename Cascade::State;
+  const scalar_t* in = plan.segments[plan.chunks[first].segment].input;
   int64_t begin[kLanes];
   int64_t length[kLanes];
-  int64_t common = INT64_MAX;
+  int64_t common = plan.chunks[first].end - plan.chunks[first].begin;
   for (int l = 0; l < kLanes; ++l) {
-    st[l] = states[first + l];
     begin[l] = plan.chunks[first + l].begin;
     length[l] = plan.chunks[first + l].end - begin[l];
     common = std::min(common, length[l]);
   }
-  const scalar_t* in = seg.input;
-  scalar_t* out = seg.scratch;
-  for (int64_t i = 0; i < common; ++i) {
-    for (int l = 0; l < kLanes; ++l) {
-      const int64_t j = begin[l] + i;
-      out[j] = static_cast<scalar_t>(cascade.push(st[l], static_cast<double>(in[j])));
-    }
-  }
-  for (int l = 0; l < kLanes; ++l) {
-    for (int64_t j = begin[l] + common; j < begin[l] + length[l]; ++j) {
-      out[j] = static_cast<scalar_t>(cascade.push(st[l], static_cast<double>(in[j])));
-    }
-  }
-}
+  // Lane-major scratch; the odd stride keeps the lanes out of each other's
+  // cache sets (a power-of-two stride would make them all collide).
+  const int64_t stride = (common + 1) | 1;
+  double* y = thread_scratch(static_cast<size_t>(stride * kLanes)).data();
 
-// Lock-step anti-causal sweep of kLanes chunks of one segment, from each
-// chunk's end to its begin. Calls emit(j, x) with the unscaled result x at
-// local index j; emit may overwrite scratch[j] (it is read only before).
-template <int kLanes, typename Cascade, typename scalar_t, typename Emit>
-void anticausal_group(const Cascade& cascade, const SweepPlan<scalar_t>& plan, int64_t first,
-                      typename Cascade::State* states, Emit& emit) {
-  const Segment<scalar_t>& seg = plan.segments[plan.chunks[first].segment];
-  typename Cascade::State st[kLanes];
-  int64_t last[kLanes];
-  int64_t length[kLanes];
-  int64_t common = INT64_MAX;
-  for (int l = 0; l < kLanes; ++l) {
-    st[l] = states[first + l];
-    last[l] = plan.chunks[first + l].end - 1;
-    length[l] = plan.chunks[first + l].end - plan.chunks[first + l].begin;
-    common = std::min(common, length[l]);
+  if constexpr (kLanes == 8 && std::is_same<Cascade, FirstOrderCascade>::value &&
+                has_simd_kernel<Emit>::value) {
+    if (simd::supported()) {
+      double causal[kLanes];
+      double anticausal[kLanes];
+      for (int l = 0; l < kLanes; ++l) {
+        causal[l] = starts[first + l].causal.y;
+        anticausal[l] = starts[first + l].anticausal.y;
+      }
+      simd::first_order_lanes8(in, begin, length, common, cascade.r, causal, anticausal, y, emit);
+      return;
+    }
   }
-  const scalar_t* y = seg.scratch;
+
+  State st[kLanes];
+  for (int l = 0; l < kLanes; ++l) {
+    st[l] = starts[first + l].causal;
+  }
   for (int64_t i = 0; i < common; ++i) {
     for (int l = 0; l < kLanes; ++l) {
-      const int64_t j = last[l] - i;
-      emit(j, cascade.push(st[l], static_cast<double>(y[j])));
+      y[l * stride + i] = cascade.push(st[l], static_cast<double>(in[begin[l] + i]));
     }
   }
   for (int l = 0; l < kLanes; ++l) {
-    for (int64_t j = last[l] - common; j > last[l] - length[l]; --j) {
-      emit(j, cascade.push(st[l], static_cast<double>(y[j])));
+    for (int64_t i = common; i < length[l]; ++i) {
+      y[l * stride + i] = cascade.push(st[l], static_cast<double>(in[begin[l] + i]));
     }
+  }
+
+  for (int l = 0; l < kLanes; ++l) {
+    st[l] = starts[first + l].anticausal;
+  }
+  for (int l = 0; l < kLanes; ++l) {
+    for (int64_t i = length[l] - 1; i >= common; --i) {
+      y[l * stride + i] = cascade.push(st[l], y[l * stride + i]);
+    }
+  }
+  for (int64_t i = common - 1; i >= 0; --i) {
+    for (int l = 0; l < kLanes; ++l) {
+      y[l * stride + i] = cascade.push(st[l], y[l * stride + i]);
+    }
+  }
+  for (int l = 0; l < kLanes; ++l) {
+    emit(begin[l], y + l * stride, length[l]);
   }
 }
 
@@ -382,50 +434,35 @@ void dispatch_lanes(int lanes, F&& f) {
   }
 }
 
-// Runs the whole direct route over every ring of `plan`.
-// make_emitter(segment_index) returns the per-element callback of the
-// anti-causal sweep for that segment (see anticausal_group).
+// Runs the direct route over every ring of `plan`. make_emitter(tag) returns
+// the callback that receives the results of the segment with that tag (see
+// sweep_group); it may write over the segment's own input.
 template <typename Cascade, typename scalar_t, typename MakeEmitter>
-void run_sweeps(const Cascade& cascade, const SweepPlan<scalar_t>& plan, int64_t warmup,
+void run_direct(const Cascade& cascade, const SweepPlan<scalar_t>& plan, int64_t warmup,
                 MakeEmitter&& make_emitter) {
-  using State = typename Cascade::State;
   const int64_t num_chunks = static_cast<int64_t>(plan.chunks.size());
   const int64_t num_groups = static_cast<int64_t>(plan.groups.size());
   if (num_chunks == 0) {
     return;
   }
-  std::vector<State> states(static_cast<size_t>(num_chunks));
-  // Grain sizes keep small problems on one thread: a parallel region costs
-  // more than sweeping a few thousand elements.
-  const int64_t state_grain = std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(warmup, 1));
-  const int64_t per_group = std::max<int64_t>(1, plan.elements / num_groups);
-  const int64_t group_grain = std::max<int64_t>(1, (int64_t{1} << 15) / per_group);
+  std::vector<StartStates<Cascade>> starts(static_cast<size_t>(num_chunks));
+  // Grain sizes keep small problems on one thread: opening a parallel region
+  // costs more than sweeping a few thousand elements.
+  const int64_t start_grain = std::max<int64_t>(1, (int64_t{1} << 14) / (4 * warmup + 1));
+  const int64_t group_grain =
+      std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, plan.elements / num_groups));
 
-  at::parallel_for(0, num_chunks, state_grain, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, num_chunks, start_grain, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
-      states[c] = causal_start(cascade, plan, plan.chunks[c], warmup);
+      starts[c] = chunk_start_states(cascade, plan, plan.chunks[c], warmup);
     }
   });
   at::parallel_for(0, num_groups, group_grain, [&](int64_t begin, int64_t end) {
     for (int64_t g = begin; g < end; ++g) {
       const ChunkGroup& group = plan.groups[g];
+      auto emit = make_emitter(plan.segments[plan.chunks[group.first_chunk].segment].tag);
       dispatch_lanes(group.lanes, [&](auto lanes) {
-        causal_group<decltype(lanes)::value>(cascade, plan, group.first_chunk, states.data());
-      });
-    }
-  });
-  at::parallel_for(0, num_chunks, state_grain, [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c) {
-      states[c] = anticausal_start(cascade, plan, plan.chunks[c], warmup);
-    }
-  });
-  at::parallel_for(0, num_groups, group_grain, [&](int64_t begin, int64_t end) {
-    for (int64_t g = begin; g < end; ++g) {
-      const ChunkGroup& group = plan.groups[g];
-      auto emit = make_emitter(plan.chunks[group.first_chunk].segment);
-      dispatch_lanes(group.lanes, [&](auto lanes) {
-        anticausal_group<decltype(lanes)::value>(cascade, plan, group.first_chunk, states.data(),
-                                                 emit);
+        sweep_group<decltype(lanes)::value>(cascade, plan, group.first_chunk, starts.data(), emit);
       });
     }
   });

@@ -4,6 +4,7 @@
 // float32/float64 tensors of equal length; `output` may alias `input`.
 
 #include "core/recursive_filter.h"
+#include "ops/smooth_args.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -19,6 +20,11 @@ void fft_smooth(const at::Tensor& input, const at::Tensor& output, double sigma,
 // The causal/anti-causal recursions of `filter`, chunked over threads.
 void direct_smooth(const at::Tensor& input, const at::Tensor& output,
                    const core::RecursiveFilter& filter);
+
+// The route for a ring of n elements: `requested` unless it is Auto, else the
+// one with the lower modelled cost. Raises for "direct" beyond its orders.
+SmoothBackend choose_backend(SmoothBackend requested, int64_t n,
+                             const core::RecursiveFilter& filter);
 
 // Relative truncation tolerance of the direct route's start values for this
 // output dtype (the recursions themselves always run in float64).
