@@ -3,7 +3,7 @@
 
 #include <torch_mlsgd/laplacian_smooth.h>
 
-#include "ops/cpu/simd_first_order.h"
+#include "ops/cpu/simd_sweeps.h"
 #include "ops/smooth_args.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>

@@ -21,7 +21,7 @@
 // smoothing) while other chunks still need those inputs for their warm-ups.
 
 #include "core/recursive_filter.h"
-#include "ops/cpu/simd_first_order.h"
+#include "ops/cpu/simd_sweeps.h"
 #include "ops/cpu/sinks.h"
 
 #include <ATen/Parallel.h>
@@ -53,6 +53,17 @@ struct FirstOrderCascade {
     s.y = x + r * s.y;
     return s.y;
   }
+
+  // Coefficients and states in the layout of simd::Lanes8.
+  int sections() const { return 1; }
+  void coefficients(double* a1, double* a2) const {
+    a1[0] = r;
+    a2[0] = 0.0;
+  }
+  static void export_state(const State& s, double* out) {
+    out[0] = s.y;
+    out[1] = 0.0;
+  }
 };
 
 // kSections real sections y = x + a1 y[-1] - a2 y[-2] (a2 = 0 for a real pole).
@@ -80,6 +91,21 @@ struct SectionCascade {
       x = y;
     }
     return x;
+  }
+
+  // Coefficients and states in the layout of simd::Lanes8.
+  int sections() const { return kSections; }
+  void coefficients(double* c1, double* c2) const {
+    for (int m = 0; m < kSections; ++m) {
+      c1[m] = a1[m];
+      c2[m] = a2[m];
+    }
+  }
+  static void export_state(const State& s, double* out) {
+    for (int m = 0; m < kSections; ++m) {
+      out[m] = s.y1[m];
+      out[kSections + m] = s.y2[m];
+    }
   }
 };
 
@@ -340,13 +366,22 @@ StartStates<Cascade> chunk_start_states(const Cascade& cascade, const SweepPlan<
 
 // ----------------------------------------------------------------- sweeps --
 
-// Sinks with a vectorised kernel (simd_first_order.h).
+// Sinks and cascades with a vectorised kernel (simd_sweeps.h).
 template <typename Sink>
 struct has_simd_kernel : std::false_type {};
 template <typename T>
 struct has_simd_kernel<SmoothSink<T>> : std::true_type {};
 template <typename T>
 struct has_simd_kernel<UpdateSink<T>> : std::true_type {};
+
+template <typename Cascade>
+struct has_simd_cascade : std::false_type {};
+template <>
+struct has_simd_cascade<FirstOrderCascade> : std::true_type {};
+template <>
+struct has_simd_cascade<SectionCascade<1>> : std::true_type {};
+template <>
+struct has_simd_cascade<SectionCascade<2>> : std::true_type {};
 
 // Solves kLanes chunks of one segment and hands the unscaled results
 // x = Anti(Causal(input)) of each chunk to emit(begin, x, n): one contiguous
@@ -369,16 +404,21 @@ void sweep_group(const Cascade& cascade, const SweepPlan<scalar_t>& plan, int64_
   const int64_t stride = (common + 1) | 1;
   double* y = thread_scratch(static_cast<size_t>(stride * kLanes)).data();
 
-  if constexpr (kLanes == 8 && std::is_same<Cascade, FirstOrderCascade>::value &&
-                has_simd_kernel<Emit>::value) {
+  if constexpr (kLanes == 8 && has_simd_cascade<Cascade>::value && has_simd_kernel<Emit>::value) {
     if (simd::supported()) {
-      double causal[kLanes];
-      double anticausal[kLanes];
+      constexpr int kWidth = 2 * simd::kMaxSimdSections;
+      double a1[simd::kMaxSimdSections];
+      double a2[simd::kMaxSimdSections];
+      double causal[kLanes * kWidth];
+      double anticausal[kLanes * kWidth];
+      const int sections = cascade.sections();
+      cascade.coefficients(a1, a2);
       for (int l = 0; l < kLanes; ++l) {
-        causal[l] = starts[first + l].causal.y;
-        anticausal[l] = starts[first + l].anticausal.y;
+        Cascade::export_state(starts[first + l].causal, causal + 2 * sections * l);
+        Cascade::export_state(starts[first + l].anticausal, anticausal + 2 * sections * l);
       }
-      simd::first_order_lanes8(in, begin, length, common, cascade.r, causal, anticausal, y, emit);
+      simd::sweep_lanes8(in, {begin, length, common, sections, a1, a2, causal, anticausal, y},
+                         emit);
       return;
     }
   }
