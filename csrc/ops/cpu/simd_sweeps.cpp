@@ -326,6 +326,28 @@ struct VecCascade {
   }
 };
 
+// One step of all lanes: the cascade's outputs for inputs (lo, hi) go to `row`.
+template <typename Cascade>
+TORCH_MLSGD_AVX2_INLINE void push_and_store(Cascade& cascade, __m256d lo, __m256d hi,
+                                            double* row) {
+  cascade.push(lo, hi);
+  _mm256_storeu_pd(row, lo);
+  _mm256_storeu_pd(row + 4, hi);
+}
+
+// Causal steps [i, common) one at a time, gathering each step's 8 inputs.
+template <typename scalar_t, typename Cascade>
+TORCH_MLSGD_AVX2_INLINE void causal_steps(const scalar_t* in, const int64_t* begin, int64_t i,
+                                          int64_t common, Cascade& cascade, double* Y) {
+  for (; i < common; ++i) {
+    push_and_store(
+        cascade,
+        _mm256_set_pd(in[begin[3] + i], in[begin[2] + i], in[begin[1] + i], in[begin[0] + i]),
+        _mm256_set_pd(in[begin[7] + i], in[begin[6] + i], in[begin[5] + i], in[begin[4] + i]),
+        Y + i * 8);
+  }
+}
+
 // Causal sweep of the common part into Y[i * 8 + l], i < common.
 template <typename Cascade>
 TORCH_MLSGD_AVX2_INLINE void causal(const float* in, const int64_t* begin, int64_t common,
@@ -339,20 +361,11 @@ TORCH_MLSGD_AVX2_INLINE void causal(const float* in, const int64_t* begin, int64
     }
     transpose8(rows);
     for (int k = 0; k < 8; ++k) {
-      __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(rows[k]));
-      __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(rows[k], 1));
-      cascade.push(lo, hi);
-      _mm256_storeu_pd(Y + (i + k) * 8, lo);
-      _mm256_storeu_pd(Y + (i + k) * 8 + 4, hi);
+      push_and_store(cascade, _mm256_cvtps_pd(_mm256_castps256_ps128(rows[k])),
+                     _mm256_cvtps_pd(_mm256_extractf128_ps(rows[k], 1)), Y + (i + k) * 8);
     }
   }
-  for (; i < common; ++i) {
-    __m256d lo = _mm256_set_pd(in[begin[3] + i], in[begin[2] + i], in[begin[1] + i], in[begin[0] + i]);
-    __m256d hi = _mm256_set_pd(in[begin[7] + i], in[begin[6] + i], in[begin[5] + i], in[begin[4] + i]);
-    cascade.push(lo, hi);
-    _mm256_storeu_pd(Y + i * 8, lo);
-    _mm256_storeu_pd(Y + i * 8 + 4, hi);
-  }
+  causal_steps(in, begin, i, common, cascade, Y);
 }
 
 template <typename Cascade>
@@ -371,18 +384,10 @@ TORCH_MLSGD_AVX2_INLINE void causal(const double* in, const int64_t* begin, int6
     transpose4(a[0], a[1], a[2], a[3]);
     transpose4(b[0], b[1], b[2], b[3]);
     for (int k = 0; k < 4; ++k) {
-      cascade.push(a[k], b[k]);
-      _mm256_storeu_pd(Y + (i + k) * 8, a[k]);
-      _mm256_storeu_pd(Y + (i + k) * 8 + 4, b[k]);
+      push_and_store(cascade, a[k], b[k], Y + (i + k) * 8);
     }
   }
-  for (; i < common; ++i) {
-    __m256d lo = _mm256_set_pd(in[begin[3] + i], in[begin[2] + i], in[begin[1] + i], in[begin[0] + i]);
-    __m256d hi = _mm256_set_pd(in[begin[7] + i], in[begin[6] + i], in[begin[5] + i], in[begin[4] + i]);
-    cascade.push(lo, hi);
-    _mm256_storeu_pd(Y + i * 8, lo);
-    _mm256_storeu_pd(Y + i * 8 + 4, hi);
-  }
+  causal_steps(in, begin, i, common, cascade, Y);
 }
 
 // Eight steps of eight lanes at Y (lane-interleaved) to the sink, lane by
@@ -446,20 +451,14 @@ TORCH_MLSGD_AVX2_INLINE void lanes8_double(const scalar_t* in, const Lanes8& g, 
       }
     }
     for (int k = 7; k >= 0; --k) {
-      __m256d lo = _mm256_loadu_pd(Y + (i + k) * 8);
-      __m256d hi = _mm256_loadu_pd(Y + (i + k) * 8 + 4);
-      cascade.push(lo, hi);
-      _mm256_storeu_pd(Y + (i + k) * 8, lo);
-      _mm256_storeu_pd(Y + (i + k) * 8 + 4, hi);
+      double* row = Y + (i + k) * 8;
+      push_and_store(cascade, _mm256_loadu_pd(row), _mm256_loadu_pd(row + 4), row);
     }
     drain8(Y + i * 8, begin, i, apply8);
   }
   for (int64_t i = rest - 1; i >= 0; --i) {
-    __m256d lo = _mm256_loadu_pd(Y + i * 8);
-    __m256d hi = _mm256_loadu_pd(Y + i * 8 + 4);
-    cascade.push(lo, hi);
-    _mm256_storeu_pd(Y + i * 8, lo);
-    _mm256_storeu_pd(Y + i * 8 + 4, hi);
+    double* row = Y + i * 8;
+    push_and_store(cascade, _mm256_loadu_pd(row), _mm256_loadu_pd(row + 4), row);
     for (int l = 0; l < 8; ++l) {
       sink(begin[l] + i, Y + i * 8 + l, 1);
     }
