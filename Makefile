@@ -3,6 +3,7 @@
 #   make test     install what is missing, build both libraries, run every test
 #   make demo     the main job: SGD vs LSGD vs MLSGD on Fashion-MNIST
 #   make bench    the benchmark suite
+#   make saddle   GD, LSGD and MLSGD at a saddle; make attraction: the docs/ table
 #   make install  install the C++ library (PREFIX=/usr/local)
 #
 # PYTHON selects the interpreter whose torch is built against (Debian's by
@@ -14,14 +15,14 @@ PREFIX ?= /usr/local
 CMAKE_BUILD := $(BUILD)/cmake
 JOBS ?= $(shell nproc)
 
-DEBIAN_PACKAGES := python3-torch libtorch-dev python3-numpy python3-pytest python3-setuptools \
-  python3-dev pybind11-dev python3-pybind11 cmake ninja-build g++ libgtest-dev \
-  python3-hypothesis python3-tqdm python3-matplotlib dataset-fashion-mnist
+DEBIAN_PACKAGES := python3-torch libtorch-dev python3-numpy python3-scipy python3-mpmath python3-pytest \
+  python3-setuptools python3-dev pybind11-dev python3-pybind11 cmake ninja-build g++ libgtest-dev \
+  python3-hypothesis python3-tqdm python3-matplotlib dataset-fashion-mnist zlib1g-dev
 
 CSRC := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
 EXTENSION_STAMP := $(BUILD)/python/.built
 
-.PHONY: all deps build build-python build-cpp test test-cpp test-python demo bench install clean
+.PHONY: all deps build build-python build-cpp test test-cpp test-python demo bench saddle attraction install clean
 
 all: build
 
@@ -49,7 +50,7 @@ test-cpp: build-cpp
 	ctest --test-dir $(CMAKE_BUILD) --output-on-failure --no-tests=error
 
 test-python: build-python build-cpp
-	MLSGD_TRAJECTORY_BIN=$(CURDIR)/$(CMAKE_BUILD)/tests/cpp/lsgd_trajectory \
+	MLSGD_TRAJECTORY_BIN=$(CURDIR)/$(CMAKE_BUILD)/tests/cpp/optimizer_trajectory \
 	  $(PYTHON) -m pytest tests/python -q
 
 # Both suites run even when the first fails; the target fails if either does
@@ -62,10 +63,18 @@ test: build
 	exit $$status
 
 demo: build-python
-	$(PYTHON) examples/quickstart.py
+	$(PYTHON) examples/compare.py
 
 bench: build-python
 	$(PYTHON) benchmarks/run.py
+
+# GD, LSGD and MLSGD at a strict saddle (writes runs/saddle.png).
+saddle: build-python
+	$(PYTHON) examples/saddle.py
+
+# The attraction-region table and plot of docs/ (a few minutes).
+attraction: build-python
+	$(PYTHON) -m torch_mlsgd.analysis table --out docs
 
 install: build-cpp
 	cmake --install $(CMAKE_BUILD) --prefix $(PREFIX)

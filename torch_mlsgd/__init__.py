@@ -7,7 +7,8 @@ dispatcher as ``torch.ops.mlsgd.*``.
 from ._extension import _C
 from .functional import BACKENDS, cpu_kernels, laplacian_smooth, laplacian_smooth_
 from .lsgd import LSGD, lsgd
+from .mlsgd import MLSGD, SCHEDULES, scheduled_sigma
 
 __version__ = "0.1.0"
 
-__all__ = ["BACKENDS", "LSGD", "cpu_kernels", "laplacian_smooth", "laplacian_smooth_", "lsgd", "__version__"]
+__all__ = ["BACKENDS", "LSGD", "MLSGD", "SCHEDULES", "cpu_kernels", "scheduled_sigma", "laplacian_smooth", "laplacian_smooth_", "lsgd", "__version__"]

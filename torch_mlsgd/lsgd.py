@@ -143,6 +143,34 @@ class LSGD(Optimizer):
                         f"one dtype and device; got {first.dtype} on {first.device} and {g.dtype} on {g.device}"
                     )
 
+    def _step_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
+                    momentum_buffers: List[Optional[Tensor]], sigma: Optional[float] = None) -> None:
+        """One step of the parameters of `group` that have gradients, with
+        smoothing strength `sigma` (the group's when None)."""
+        lsgd(
+            params,
+            grads,
+            momentum_buffers,
+            lr=group["lr"],
+            sigma=group["sigma"] if sigma is None else sigma,
+            order=group["order"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            weight_decay=group["weight_decay"],
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
+            flatten=group["flatten"],
+            backend=group["backend"],
+            foreach=group["foreach"],
+            fused=group["fused"],
+        )
+        if group["momentum"] != 0:
+            for p, buf in zip(params, momentum_buffers):
+                self.state[p]["momentum_buffer"] = buf
+
+    def _check_group(self, group: Dict[str, Any]) -> None:
+        check_lsgd_hyperparameters(group)
+
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:
         """Performs a single optimization step.
@@ -160,7 +188,7 @@ class LSGD(Optimizer):
 
         work = []
         for group in self.param_groups:
-            check_lsgd_hyperparameters(group)
+            self._check_group(group)
             params: List[Tensor] = []
             grads: List[Tensor] = []
             momentum_buffers: List[Optional[Tensor]] = []
@@ -168,28 +196,8 @@ class LSGD(Optimizer):
             work.append((group, params, grads, momentum_buffers))
 
         for group, params, grads, momentum_buffers in work:
-            if not params:
-                continue
-            lsgd(
-                params,
-                grads,
-                momentum_buffers,
-                lr=group["lr"],
-                sigma=group["sigma"],
-                order=group["order"],
-                momentum=group["momentum"],
-                dampening=group["dampening"],
-                weight_decay=group["weight_decay"],
-                nesterov=group["nesterov"],
-                maximize=group["maximize"],
-                flatten=group["flatten"],
-                backend=group["backend"],
-                foreach=group["foreach"],
-                fused=group["fused"],
-            )
-            if group["momentum"] != 0:
-                for p, buf in zip(params, momentum_buffers):
-                    self.state[p]["momentum_buffer"] = buf
+            if params:
+                self._step_group(group, params, grads, momentum_buffers)
         return loss
 
 

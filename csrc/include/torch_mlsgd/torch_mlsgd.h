@@ -5,4 +5,5 @@
 #include <torch_mlsgd/laplacian_smooth.h>
 #include <torch_mlsgd/lsgd.h>
 #include <torch_mlsgd/lsgd_step.h>
+#include <torch_mlsgd/mlsgd.h>
 #include <torch_mlsgd/version.h>

@@ -1,0 +1,98 @@
+#pragma once
+
+// torch_mlsgd::MLSGD: LSGD whose smoothing strength follows a schedule.
+
+#include <torch_mlsgd/lsgd.h>
+
+#include <c10/util/Optional.h>
+#include <torch/arg.h>
+#include <torch/optim/optimizer.h>
+#include <torch/optim/serialize.h>
+#include <torch/serialize/archive.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace torch_mlsgd {
+
+/// Hyper-parameters of MLSGD: those of LSGDOptions plus the sigma schedule.
+/// Step k (counted per parameter) smooths with sigma_k:
+///   "random"   uniform in [sigma_min, sigma_max), drawn independently per step
+///              (a counter-based draw from (seed, k), so resuming repeats it);
+///   "cyclic"   a linear sweep from sigma_min to sigma_max over `period` steps;
+///   "constant" sigma (plain LSGD);
+///   "decay"    sigma / (1 + k / period);   "growth"  sigma * (1 + k / period).
+/// sigma_max defaults to 2 * sigma.
+struct MLSGDOptions : public torch::optim::OptimizerCloneableOptions<MLSGDOptions> {
+  MLSGDOptions(double lr);  // NOLINT(google-explicit-constructor): as SGDOptions
+  TORCH_ARG(double, lr);
+  TORCH_ARG(double, sigma) = 1.0;
+  TORCH_ARG(int64_t, order) = 1;
+  TORCH_ARG(double, momentum) = 0;
+  TORCH_ARG(double, dampening) = 0;
+  TORCH_ARG(double, weight_decay) = 0;
+  TORCH_ARG(bool, nesterov) = false;
+  TORCH_ARG(bool, maximize) = false;
+  TORCH_ARG(std::string, flatten) = "tensor";
+  TORCH_ARG(std::string, backend) = "auto";
+  TORCH_ARG(std::string, schedule) = "random";
+  TORCH_ARG(double, sigma_min) = 0.0;
+  TORCH_ARG(c10::optional<double>, sigma_max) = c10::nullopt;
+  TORCH_ARG(int64_t, period) = 100;
+  TORCH_ARG(int64_t, seed) = 0;
+
+ public:
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
+  friend bool operator==(const MLSGDOptions& lhs, const MLSGDOptions& rhs);
+  ~MLSGDOptions() override = default;
+  double get_lr() const override;
+  void set_lr(const double lr) override;
+
+  /// sigma_k of this schedule at step k >= 0.
+  double sigma_at(int64_t step) const;
+  /// The options of one LSGD step with smoothing strength `sigma`.
+  LSGDOptions lsgd_options(double sigma) const;
+};
+
+/// Raises c10::ValueError naming the first invalid hyper-parameter.
+void check_options(const MLSGDOptions& options);
+
+struct MLSGDParamState : public torch::optim::OptimizerCloneableParamState<MLSGDParamState> {
+  TORCH_ARG(torch::Tensor, momentum_buffer);
+  /// Steps this parameter has taken (the k of its next sigma_k).
+  TORCH_ARG(int64_t, step) = 0;
+
+ public:
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
+  friend bool operator==(const MLSGDParamState& lhs, const MLSGDParamState& rhs);
+  ~MLSGDParamState() override = default;
+};
+
+/// Modified LSGD: each step is an LSGD step (see torch_mlsgd::LSGD) whose
+/// sigma is the schedule's sigma_k, k the parameter's step count. With
+/// flatten == "group" the group's ring uses the step count of its first
+/// parameter with a gradient. See README.md ("MLSGD and saddle points") for
+/// what the default random schedule does and does not achieve.
+class MLSGD : public torch::optim::Optimizer {
+ public:
+  explicit MLSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups,
+                 MLSGDOptions defaults);
+  explicit MLSGD(std::vector<torch::Tensor> params, MLSGDOptions defaults);
+
+  torch::Tensor step(LossClosure closure = nullptr) override;
+
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
+
+ private:
+  template <typename Self, typename Archive>
+  static void serialize(Self& self, Archive& archive) {
+    _TORCH_OPTIM_SERIALIZE_WITH_TEMPLATE_ARG(MLSGD);
+  }
+};
+
+}  // namespace torch_mlsgd

@@ -1,0 +1,139 @@
+"""MLSGD: LSGD whose smoothing strength follows a schedule."""
+
+from collections import defaultdict
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from ._validation import check_lsgd_hyperparameters
+from .lsgd import LSGD
+
+__all__ = ["MLSGD", "scheduled_sigma", "SCHEDULES"]
+
+#: The sigma schedules MLSGD accepts.
+SCHEDULES = ("random", "cyclic", "constant", "decay", "growth")
+
+
+def scheduled_sigma(step: int, *, schedule: str = "random", sigma: float = 1.0, sigma_min: float = 0.0,
+                    sigma_max: Optional[float] = None, period: int = 100, seed: int = 0) -> float:
+    r"""The smoothing strength :math:`\sigma_k` MLSGD uses at step ``k = step``.
+
+    - ``"random"``: uniform in ``[sigma_min, sigma_max)``, drawn independently for every
+      step from a counter-based generator keyed by ``(seed, step)``;
+    - ``"cyclic"``: a linear sweep from ``sigma_min`` to ``sigma_max`` over ``period`` steps,
+      repeated;
+    - ``"constant"``: ``sigma`` (plain LSGD);
+    - ``"decay"``: ``sigma / (1 + step / period)``; ``"growth"``: ``sigma * (1 + step / period)``.
+
+    ``sigma_max`` defaults to ``2 * sigma``. The same function (one C++ implementation)
+    drives the Python and the LibTorch optimizer, so both draw the same sequence.
+    """
+    return torch.ops.mlsgd.scheduled_sigma(schedule, float(sigma), float(sigma_min),
+                                           None if sigma_max is None else float(sigma_max), int(period),
+                                           int(seed), int(step))
+
+
+def _check_schedule(group: Dict[str, Any]) -> None:
+    if group["schedule"] not in SCHEDULES:
+        raise ValueError(f"Invalid schedule: {group['schedule']!r} (expected one of {', '.join(SCHEDULES)})")
+    for key in ("period", "seed"):
+        if isinstance(group[key], bool) or not isinstance(group[key], int):
+            raise TypeError(f"{key} must be an integer, got {type(group[key]).__name__}")
+    # The op checks sigma_min, sigma_max, period and seed with the C++ wording.
+    scheduled_sigma(0, schedule=group["schedule"], sigma=group["sigma"], sigma_min=group["sigma_min"],
+                    sigma_max=group["sigma_max"], period=group["period"], seed=group["seed"])
+
+
+class MLSGD(LSGD):
+    r"""Modified LSGD: LSGD whose smoothing strength changes from step to step.
+
+    Step :math:`k` of a parameter is an :class:`LSGD` step with
+    :math:`\sigma = \sigma_k` from :func:`scheduled_sigma`, where :math:`k` counts the
+    steps that parameter has taken (kept in ``optimizer.state[p]["step"]``, so a
+    checkpoint resumes the same sequence). With ``flatten="group"`` the group's ring
+    uses the step count of its first parameter with a gradient.
+
+    The default schedule draws :math:`\sigma_k` uniformly from ``[0, 2 sigma)`` at every
+    step. On the saddle of a quadratic, every fixed realization of that sequence still
+    converges from an (n-1)-dimensional subspace of starting points, as GD and LSGD do,
+    but that subspace moves with the realization: the starting points attracted under
+    every realization form a subspace of dimension floor((n-1)/2), and from any other
+    fixed start the iterates leave the saddle. ``README.md`` ("MLSGD and saddle points")
+    gives the measurements and what they do and do not show.
+
+    Args:
+        params, lr, sigma, order, momentum, dampening, weight_decay, nesterov, maximize,
+        flatten, backend, foreach, fused: as in :class:`LSGD` (``sigma`` is the schedule's
+            base value).
+        schedule: ``"random"`` (default), ``"cyclic"``, ``"constant"``, ``"decay"`` or
+            ``"growth"``.
+        sigma_min, sigma_max: the range of ``"random"`` and ``"cyclic"``
+            (default ``[0, 2 * sigma]``).
+        period: the length of a ``"cyclic"`` sweep, the time scale of ``"decay"`` and
+            ``"growth"`` (default 100).
+        seed: the key of the ``"random"`` draws (default 0).
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float,
+        sigma: float = 1.0,
+        order: int = 1,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        flatten: str = "tensor",
+        backend: str = "auto",
+        foreach: Optional[bool] = None,
+        fused: Optional[bool] = None,
+        schedule: str = "random",
+        sigma_min: float = 0.0,
+        sigma_max: Optional[float] = None,
+        period: int = 100,
+        seed: int = 0,
+    ):
+        if fused and foreach:
+            raise ValueError("`fused` and `foreach` cannot be `True` together.")
+        defaults = dict(lr=lr, sigma=sigma, order=order, momentum=momentum, dampening=dampening,
+                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize, flatten=flatten,
+                        backend=backend, foreach=foreach, fused=fused, schedule=schedule, sigma_min=sigma_min,
+                        sigma_max=sigma_max, period=period, seed=seed)
+        self._check_group(defaults)
+        Optimizer.__init__(self, params, defaults)
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("schedule", "random")
+            group.setdefault("sigma_min", 0.0)
+            group.setdefault("sigma_max", None)
+            group.setdefault("period", 100)
+            group.setdefault("seed", 0)
+
+    def _check_group(self, group: Dict[str, Any]) -> None:
+        check_lsgd_hyperparameters(group)
+        _check_schedule(group)
+
+    def _sigma_at(self, group: Dict[str, Any], step: int) -> float:
+        return scheduled_sigma(step, schedule=group["schedule"], sigma=group["sigma"], sigma_min=group["sigma_min"],
+                               sigma_max=group["sigma_max"], period=group["period"], seed=group["seed"])
+
+    def _step_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
+                    momentum_buffers: List[Optional[Tensor]], sigma: Optional[float] = None) -> None:
+        steps = [self.state[p].get("step", 0) if p in self.state else 0 for p in params]
+        # Parameters at the same step count share sigma_k and one kernel call.
+        by_step = defaultdict(list)
+        for i, k in enumerate(steps):
+            by_step[steps[0] if group["flatten"] == "group" else k].append(i)
+        for k, members in sorted(by_step.items()):
+            buffers = [momentum_buffers[i] for i in members]
+            super()._step_group(group, [params[i] for i in members], [grads[i] for i in members], buffers,
+                                sigma=self._sigma_at(group, k))
+        for p, k in zip(params, steps):
+            self.state[p]["step"] = k + 1
