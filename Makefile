@@ -17,7 +17,8 @@ JOBS ?= $(shell nproc)
 
 DEBIAN_PACKAGES := python3-torch libtorch-dev python3-numpy python3-scipy python3-mpmath python3-pytest \
   python3-setuptools python3-dev pybind11-dev python3-pybind11 cmake ninja-build g++ libgtest-dev \
-  python3-hypothesis python3-tqdm python3-matplotlib dataset-fashion-mnist zlib1g-dev
+  python3-hypothesis python3-tqdm python3-matplotlib dataset-fashion-mnist zlib1g-dev \
+  clang libclang-rt-14-dev
 
 CSRC := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
 EXTENSION_STAMP := $(BUILD)/python/.built

@@ -54,6 +54,11 @@ class LSGD(Optimizer):
             (default: None, i.e. True unless ``foreach`` is given). The fused kernel reads
             each gradient once and writes each parameter and buffer once; the other
             implementations are kept as references and agree with it to rounding.
+        process_group: with ``flatten="group"``, the group's gradients on this rank are
+            this rank's shard of one ring spread over the ranks of ``process_group``
+            (in rank order), smoothed exactly as a whole
+            (:func:`torch_mlsgd.distributed.sharded_laplacian_smooth`). Not needed under
+            DistributedDataParallel, whose ranks hold whole, identical gradients.
 
     Parameters whose ``.grad`` is ``None`` are skipped. Sparse and complex
     gradients are rejected. Only the momentum buffers are kept in
@@ -82,9 +87,12 @@ class LSGD(Optimizer):
         backend: str = "auto",
         foreach: Optional[bool] = None,
         fused: Optional[bool] = None,
+        process_group: Optional[Any] = None,
     ):
         if fused and foreach:
             raise ValueError("`fused` and `foreach` cannot be `True` together.")
+        _check_process_group(process_group, flatten)
+        self._process_group = process_group
         defaults = dict(
             lr=lr,
             sigma=sigma,
@@ -116,7 +124,10 @@ class LSGD(Optimizer):
 
     def _init_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
                     momentum_buffers: List[Optional[Tensor]]) -> None:
+        if getattr(self, "_process_group", None) is not None and group["flatten"] != "group":
+            raise ValueError("process_group needs flatten='group': the group's gradients form this rank's shard")
         for p in group["params"]:
+            _check_not_sharded(p, group, getattr(self, "_process_group", None))
             if p.grad is None:
                 continue
             grad = p.grad
@@ -147,12 +158,21 @@ class LSGD(Optimizer):
                     momentum_buffers: List[Optional[Tensor]], sigma: Optional[float] = None) -> None:
         """One step of the parameters of `group` that have gradients, with
         smoothing strength `sigma` (the group's when None)."""
+        sigma = group["sigma"] if sigma is None else sigma
+        if getattr(self, "_process_group", None) is not None:
+            # Smooth the ring spread over the ranks, then step with sigma = 0.
+            from .distributed import sharded_laplacian_smooth
+
+            flat = sharded_laplacian_smooth(torch.cat([g.reshape(-1) for g in grads]), sigma, group["order"],
+                                            group=self._process_group)
+            grads = [piece.view_as(g) for piece, g in zip(flat.split([g.numel() for g in grads]), grads)]
+            sigma = 0.0
         lsgd(
             params,
             grads,
             momentum_buffers,
             lr=group["lr"],
-            sigma=group["sigma"] if sigma is None else sigma,
+            sigma=sigma,
             order=group["order"],
             momentum=group["momentum"],
             dampening=group["dampening"],
@@ -199,6 +219,30 @@ class LSGD(Optimizer):
             if params:
                 self._step_group(group, params, grads, momentum_buffers)
         return loss
+
+
+def _check_process_group(process_group: Optional[Any], flatten: str) -> None:
+    if process_group is not None and flatten != "group":
+        raise ValueError("process_group needs flatten='group': the group's gradients form this rank's shard")
+
+
+def _check_not_sharded(p: Tensor, group: Dict[str, Any], process_group: Optional[Any]) -> None:
+    """Refuses parameters that are shards of a larger tensor, where smoothing each shard
+    alone would silently change the method."""
+    kind = type(p).__name__
+    if kind == "DTensor":
+        raise ValueError(
+            "LSGD does not smooth DTensor parameters: each rank holds only a shard, and smoothing it alone "
+            "changes the method. Gather the parameter, or shard it yourself and pass flatten='group' with "
+            "process_group= (see README, Distributed)."
+        )
+    if kind == "FlatParameter" and (group["flatten"] != "group" or process_group is None):
+        raise ValueError(
+            "LSGD got an FSDP FlatParameter, a per-rank shard of many parameters; smoothing it alone changes the "
+            "method. Pass flatten='group' and process_group=<the FSDP process group> to smooth the global flat "
+            "parameter as one ring (FSDP's padding then joins the ring), or use FSDP(use_orig_params=True) "
+            "with a group per original parameter."
+        )
 
 
 def _smoothed(grads: List[Tensor], sigma: float, order: int, flatten: str, backend: str,

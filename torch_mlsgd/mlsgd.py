@@ -8,7 +8,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from ._validation import check_lsgd_hyperparameters
-from .lsgd import LSGD
+from .lsgd import LSGD, _check_process_group
 
 __all__ = ["MLSGD", "scheduled_sigma", "SCHEDULES"]
 
@@ -65,8 +65,8 @@ class MLSGD(LSGD):
 
     Args:
         params, lr, sigma, order, momentum, dampening, weight_decay, nesterov, maximize,
-        flatten, backend, foreach, fused: as in :class:`LSGD` (``sigma`` is the schedule's
-            base value).
+        flatten, backend, foreach, fused, process_group: as in :class:`LSGD` (``sigma``
+            is the schedule's base value).
         schedule: ``"random"`` (default), ``"cyclic"``, ``"constant"``, ``"decay"`` or
             ``"growth"``.
         sigma_min, sigma_max: the range of ``"random"`` and ``"cyclic"``
@@ -97,9 +97,12 @@ class MLSGD(LSGD):
         sigma_max: Optional[float] = None,
         period: int = 100,
         seed: int = 0,
+        process_group: Optional[Any] = None,
     ):
         if fused and foreach:
             raise ValueError("`fused` and `foreach` cannot be `True` together.")
+        _check_process_group(process_group, flatten)
+        self._process_group = process_group
         defaults = dict(lr=lr, sigma=sigma, order=order, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize, flatten=flatten,
                         backend=backend, foreach=foreach, fused=fused, schedule=schedule, sigma_min=sigma_min,

@@ -34,8 +34,12 @@ double log1p_exp(double x) {
 // Smallest L with (L + p)^(p-1) * radius^L <= exp(log_target): the impulse
 // response of p cascaded poles of modulus <= radius is bounded by
 // C(j + p - 1, p - 1) radius^j, so this bounds the truncated tail.
+// Returns -1 when L would exceed kMaxWarmup (or the pole rounds to 1).
 int64_t warmup_length(double radius, int64_t order, double log_target) {
   const double log_r = std::log(radius);
+  if (!(log_r < 0.0) || !std::isfinite(log_target)) {
+    return -1;
+  }
   double length = log_target / log_r;
   for (int iteration = 0; iteration < 20; ++iteration) {
     const double next = (log_target - static_cast<double>(order - 1) *
@@ -46,6 +50,9 @@ int64_t warmup_length(double radius, int64_t order, double log_target) {
       break;
     }
     length = next;
+  }
+  if (!(length <= static_cast<double>(kMaxWarmup))) {
+    return -1;
   }
   return static_cast<int64_t>(std::ceil(std::max(length, 1.0)));
 }
@@ -64,10 +71,12 @@ RecursiveFilter make_recursive_filter(double sigma, int64_t order, double tolera
                                 std::to_string(tolerance));
   }
   RecursiveFilter filter;
-  if (sigma == 0.0) {
+  const double p = static_cast<double>(order);
+  // S = I - sigma (-L)^p + O(sigma^2) and |(-L)^p| <= 4^p: below 1e-17 the
+  // operator is the identity to double rounding (and 1/sigma would overflow).
+  if (sigma == 0.0 || std::log(sigma) + p * std::log(4.0) < std::log(1e-17)) {
     return filter;
   }
-  const double p = static_cast<double>(order);
   const double root_modulus = std::pow(sigma, -1.0 / p);
   double gain = 1.0 / sigma;
   // Roots m and p-1-m are conjugate; m = (p-1)/2 (odd p) is the real root -rho.
@@ -92,7 +101,8 @@ RecursiveFilter make_recursive_filter(double sigma, int64_t order, double tolera
   // scale the state error by up to (1 - radius)^-p before the gain shrinks it.
   const double radius = filter.pole_radius;
   const double log_amplification = log1p_exp(p * std::log(4.0) + std::log(sigma)) -
-                                   p * std::log1p(-radius) + std::log(10.0);
+                                   p * std::log1p(-std::min(radius, 1.0 - 1e-300)) +
+                                   std::log(10.0);
   filter.warmup = warmup_length(radius, order, std::log(tolerance) - log_amplification);
   return filter;
 }

@@ -20,6 +20,10 @@ namespace core {
 
 // One real section of the cascade: y_i = x_i + a1 * y_{i-1} - a2 * y_{i-2}.
 // a2 == 0 for the first-order section of a real root.
+// The longest warm-up the direct route accepts (its start states keep one
+// warm-up of float64 per thread).
+constexpr int64_t kMaxWarmup = int64_t{1} << 22;
+
 struct FilterSection {
   double a1;
   double a2;
@@ -34,6 +38,8 @@ struct RecursiveFilter {
   // state equals the periodic one to the requested tolerance, relative to the
   // output (see make_recursive_filter). May exceed the ring length: a warm-up
   // then wraps around the ring, which converges to the exact periodic start.
+  // -1 when it would exceed kMaxWarmup: a pole so close to 1 (sigma around
+  // 1e12 and beyond at order 1) that only the FFT route can apply the filter.
   int64_t warmup = 0;
   // Largest pole modulus, max_m |r_m| (0 for the identity).
   double pole_radius = 0.0;

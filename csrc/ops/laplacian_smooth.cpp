@@ -3,6 +3,7 @@
 
 #include <torch_mlsgd/laplacian_smooth.h>
 
+#include "core/recursive_filter.h"
 #include "ops/cpu/simd_sweeps.h"
 #include "ops/smooth_args.h"
 
@@ -17,6 +18,21 @@ TORCH_LIBRARY(mlsgd, m) {
   m.def(
       "laplacian_smooth_(Tensor(a!) self, float sigma, int order=1, str backend=\"auto\") "
       "-> Tensor(a!)");
+  // One shard of a ring split across processes, given the ring elements just
+  // before and after it (see torch_mlsgd.distributed): not differentiable.
+  m.def(
+      "laplacian_smooth_shard(Tensor shard, Tensor left_halo, Tensor right_halo, float sigma, "
+      "int order=1) -> Tensor");
+  // The halo length laplacian_smooth_shard needs (the direct route's warm-up).
+  m.def("direct_warmup(float sigma, int order, ScalarType dtype) -> int",
+        [](double sigma, int64_t order, c10::ScalarType dtype) {
+          torch_mlsgd::ops::check_sigma(sigma);
+          torch_mlsgd::ops::check_order(order);
+          const auto compute = torch_mlsgd::ops::compute_dtype(dtype);
+          return torch_mlsgd::core::make_recursive_filter(
+                     sigma, order, torch_mlsgd::ops::truncation_tolerance(compute))
+              .warmup;
+        });
   // Which CPU kernels run here: "avx2" or "portable" (diagnostics and tests).
   m.def("cpu_kernels() -> str", [] {
     return std::string(torch_mlsgd::ops::cpu::simd::supported() ? "avx2" : "portable");

@@ -48,6 +48,8 @@ void check_smooth_args(const at::Tensor& self, double sigma, int64_t order,
   parse_backend(backend);
 }
 
+double truncation_tolerance(at::ScalarType dtype) { return dtype == at::kDouble ? 1e-17 : 1e-9; }
+
 at::ScalarType compute_dtype(at::ScalarType dtype) {
   return dtype == at::kDouble ? at::kDouble : at::kFloat;
 }

@@ -28,6 +28,10 @@ void check_smoothable(const at::Tensor& tensor, const char* what);
 void check_smooth_args(const at::Tensor& self, double sigma, int64_t order,
                        c10::string_view backend);
 
+// Relative truncation tolerance of the direct route's start values for this
+// compute dtype: about the unit roundoff of the stored result, with a margin.
+double truncation_tolerance(at::ScalarType dtype);
+
 // Float32 arithmetic for half types (there is no half FFT on CPU, and cuFFT's
 // half path takes only powers of two); float32/float64 stay as they are.
 at::ScalarType compute_dtype(at::ScalarType dtype);

@@ -256,6 +256,40 @@ TEST(LSGD, CheckpointsResumeBitForBit) {
   }
 }
 
+// A checkpoint written with float64 parameters resumes float32 ones: the
+// momentum buffers follow their parameter's dtype (and device), as in Python.
+TEST(LSGD, CheckpointsLoadIntoAnotherDtype) {
+  auto params = make_params();
+  LSGD optimizer(params, LSGDOptions(0.05).momentum(0.9));
+  for (int step = 0; step < 2; ++step) {
+    set_gradients(params);
+    optimizer.step();
+  }
+  const std::string path = ::testing::TempDir() + "lsgd_dtype_checkpoint.pt";
+  torch::save(optimizer, path);
+  std::vector<torch::Tensor> floats;
+  for (const auto& p : params) {
+    floats.push_back(p.detach().to(torch::kFloat).requires_grad_(true));
+  }
+  LSGD resumed(floats, LSGDOptions(1.0));
+  torch::load(resumed, path);
+  std::remove(path.c_str());
+  for (const auto& p : floats) {
+    const auto& state = static_cast<torch_mlsgd::LSGDParamState&>(
+        *resumed.state().at(c10::guts::to_string(p.unsafeGetTensorImpl())));
+    EXPECT_EQ(state.momentum_buffer().scalar_type(), torch::kFloat);
+  }
+  for (int step = 0; step < 2; ++step) {
+    set_gradients(params);
+    set_gradients(floats);
+    optimizer.step();
+    resumed.step();
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(floats[i].to(torch::kDouble), params[i], 1e-5, 1e-5));
+  }
+}
+
 template <typename F>
 void expect_value_error(F&& f, const std::string& needle) {
   try {

@@ -19,7 +19,8 @@ SmoothBackend choose_backend(SmoothBackend requested, int64_t n,
   if (requested != SmoothBackend::Auto) {
     TORCH_CHECK_VALUE(requested != SmoothBackend::Direct || direct_supports(filter),
                       "laplacian_smooth: the direct backend supports orders up to ",
-                      kMaxDirectOrder, "; use backend='fft'");
+                      kMaxDirectOrder, " and sigma up to about 1e11 (order 1; its warm-up would "
+                      "exceed ", core::kMaxWarmup, " elements); use backend='fft' or 'auto'");
     return requested;
   }
   if (!direct_supports(filter)) {

@@ -1,6 +1,7 @@
 // CPU kernels of mlsgd::laplacian_smooth and mlsgd::laplacian_smooth_:
 // dtype handling, the choice of route, and the registration.
 
+#include "ops/cpu/recursive_sweeps.h"
 #include "ops/cpu/smooth_kernels.h"
 #include "ops/smooth_args.h"
 
@@ -26,7 +27,7 @@ void smooth_into(const at::Tensor& input, const at::Tensor& output, double sigma
     return;
   }
   const auto filter =
-      core::make_recursive_filter(sigma, order, direct_tolerance(input.scalar_type()));
+      core::make_recursive_filter(sigma, order, truncation_tolerance(input.scalar_type()));
   // A ring of one element is its own mean: S is exactly the identity there.
   if (filter.is_identity() || n == 1) {
     if (!output.is_same(input)) {
@@ -85,6 +86,39 @@ at::Tensor& laplacian_smooth_cpu_(at::Tensor& self, double sigma, int64_t order,
   return self;
 }
 
+at::Tensor laplacian_smooth_shard_cpu(const at::Tensor& shard, const at::Tensor& left,
+                                      const at::Tensor& right, double sigma, int64_t order) {
+  check_smoothable(shard, "input");
+  check_smoothable(left, "left halo");
+  check_smoothable(right, "right halo");
+  check_sigma(sigma);
+  check_order(order);
+  TORCH_CHECK_VALUE(left.scalar_type() == shard.scalar_type() &&
+                        right.scalar_type() == shard.scalar_type(),
+                    "laplacian_smooth_shard: the halos must have the shard's dtype ",
+                    shard.scalar_type(), ", got ", left.scalar_type(), " and ",
+                    right.scalar_type());
+  const at::ScalarType dtype = compute_dtype(shard.scalar_type());
+  const auto filter = core::make_recursive_filter(sigma, order, truncation_tolerance(dtype));
+  if (filter.is_identity() || shard.numel() == 0) {
+    return shard.clone();
+  }
+  TORCH_CHECK_VALUE(direct_supports(filter), "laplacian_smooth_shard: the direct route cannot "
+                    "apply sigma=", sigma, ", order=", order, " (orders up to ", kMaxDirectOrder,
+                    ", warm-ups up to ", core::kMaxWarmup, " elements); gather the ring instead");
+  const int64_t warmup = filter.warmup;
+  TORCH_CHECK_VALUE(left.numel() >= warmup && right.numel() >= warmup,
+                    "laplacian_smooth_shard: each halo needs ", warmup,
+                    " elements (mlsgd::direct_warmup), got ", left.numel(), " and ",
+                    right.numel());
+  const at::Tensor input = shard.to(dtype).contiguous().view({-1});
+  const at::Tensor l = left.to(dtype).contiguous().view({-1}).narrow(0, left.numel() - warmup, warmup);
+  const at::Tensor r = right.to(dtype).contiguous().view({-1}).narrow(0, 0, warmup);
+  at::Tensor output = at::empty_like(input);
+  direct_smooth_shard(input, l.contiguous(), r.contiguous(), output, filter);
+  return output.view(shard.sizes()).to(shard.scalar_type());
+}
+
 }  // namespace
 }  // namespace cpu
 }  // namespace ops
@@ -93,4 +127,5 @@ at::Tensor& laplacian_smooth_cpu_(at::Tensor& self, double sigma, int64_t order,
 TORCH_LIBRARY_IMPL(mlsgd, CPU, m) {
   m.impl("laplacian_smooth", &torch_mlsgd::ops::cpu::laplacian_smooth_cpu);
   m.impl("laplacian_smooth_", &torch_mlsgd::ops::cpu::laplacian_smooth_cpu_);
+  m.impl("laplacian_smooth_shard", &torch_mlsgd::ops::cpu::laplacian_smooth_shard_cpu);
 }

@@ -57,7 +57,7 @@ void fused_step(at::TensorList params, at::TensorList grads, at::TensorList buff
   const core::LSGDUpdate update{a.lr, a.momentum, a.dampening, a.weight_decay, a.nesterov};
   const double sign = a.maximize ? -1.0 : 1.0;
   const auto filter =
-      core::make_recursive_filter(a.sigma, a.order, direct_tolerance(params[0].scalar_type()));
+      core::make_recursive_filter(a.sigma, a.order, truncation_tolerance(params[0].scalar_type()));
   // One sink per parameter; `scale` turns the values a route produces into S(g).
   auto sink_for = [&](size_t i, double scale) {
     return UpdateSink<scalar_t>{update, params[i].data_ptr<scalar_t>(),

@@ -143,7 +143,8 @@ struct DynamicCascade {
 constexpr int64_t kMaxDirectOrder = 2 * kMaxDirectSections;
 
 inline bool direct_supports(const core::RecursiveFilter& filter) {
-  return filter.sections.size() <= static_cast<size_t>(kMaxDirectSections);
+  return filter.sections.size() <= static_cast<size_t>(kMaxDirectSections) &&
+         filter.warmup >= 0;
 }
 
 // Calls f(cascade) with the cheapest cascade type that represents `filter`.
@@ -151,7 +152,7 @@ template <typename F>
 void visit_cascade(const core::RecursiveFilter& filter, F&& f) {
   TORCH_CHECK(!filter.is_identity(), "visit_cascade: the identity has no cascade");
   TORCH_CHECK(direct_supports(filter), "the direct backend supports orders up to ",
-              kMaxDirectOrder);
+              kMaxDirectOrder, " and warm-ups up to ", core::kMaxWarmup, " elements");
   const size_t sections = filter.sections.size();
   if (filter.is_single_first_order()) {
     f(FirstOrderCascade(filter));
@@ -167,12 +168,15 @@ void visit_cascade(const core::RecursiveFilter& filter, F&& f) {
 // ------------------------------------------------------------------ plans --
 
 // A contiguous piece of a ring; `input` is what the causal sweep reads.
+// A context segment is read by the warm-ups of its neighbours but gets no
+// chunks of its own (the halos of a shard of a ring split across processes).
 template <typename scalar_t>
 struct Segment {
   const scalar_t* input;
   int64_t length;
-  int64_t tag = 0;     // the caller's name for the segment, handed to its emitter
-  int64_t offset = 0;  // position of element 0 in its ring (set by add_ring)
+  int64_t tag = 0;       // the caller's name for the segment, handed to its emitter
+  bool context = false;  // read only, never solved
+  int64_t offset = 0;    // position of element 0 in its ring (set by add_ring)
 };
 
 // A ring: the segments [first, first + count) of a plan, in ring order.
@@ -272,7 +276,7 @@ struct SweepPlan {
   void add_ring(const std::vector<Segment<scalar_t>>& ring_segments, int64_t warmup) {
     Ring ring{static_cast<int64_t>(segments.size()), 0, 0};
     for (const auto& s : ring_segments) {
-      segments.push_back({s.input, s.length, s.tag, ring.length});
+      segments.push_back({s.input, s.length, s.tag, s.context, ring.length});
       ring.length += s.length;
       ++ring.count;
     }
@@ -286,7 +290,7 @@ struct SweepPlan {
     const int64_t target = chunk_length(warmup);
     for (int64_t s = ring.first; s < ring.first + ring.count; ++s) {
       const int64_t length = segments[s].length;
-      if (length == 0) {
+      if (length == 0 || segments[s].context) {
         continue;
       }
       const int64_t count = chunk_count(length, target, warmup);

@@ -26,9 +26,12 @@ void direct_smooth(const at::Tensor& input, const at::Tensor& output,
 SmoothBackend choose_backend(SmoothBackend requested, int64_t n,
                              const core::RecursiveFilter& filter);
 
-// Relative truncation tolerance of the direct route's start values for this
-// output dtype (the recursions themselves always run in float64).
-double direct_tolerance(at::ScalarType dtype);
+// The direct route for one shard of a longer ring: `left` holds the
+// filter.warmup ring elements just before the shard, `right` those just after
+// it (contiguous, same dtype). Exactly the shard's part of smoothing the
+// whole ring, to the same truncation tolerance.
+void direct_smooth_shard(const at::Tensor& shard, const at::Tensor& left, const at::Tensor& right,
+                         const at::Tensor& output, const core::RecursiveFilter& filter);
 
 }  // namespace cpu
 }  // namespace ops

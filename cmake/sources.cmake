@@ -1,0 +1,25 @@
+# The library's sources, relative to the repository root; shared by the main
+# build and the fuzzing build (tests/fuzz). setup.py globs the same folders.
+get_filename_component(_root "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
+
+set(TORCH_MLSGD_OP_SOURCES
+  ${_root}/csrc/core/recursive_filter.cpp
+  ${_root}/csrc/core/sigma_schedule.cpp
+  ${_root}/csrc/ops/laplacian_smooth.cpp
+  ${_root}/csrc/ops/lsgd_step.cpp
+  ${_root}/csrc/ops/schedule.cpp
+  ${_root}/csrc/ops/smooth_args.cpp
+  ${_root}/csrc/ops/symbol_cache.cpp
+  ${_root}/csrc/ops/cpu/choose_backend.cpp
+  ${_root}/csrc/ops/cpu/direct_smooth.cpp
+  ${_root}/csrc/ops/cpu/fft_smooth.cpp
+  ${_root}/csrc/ops/cpu/laplacian_smooth_cpu.cpp
+  ${_root}/csrc/ops/cpu/lsgd_step_cpu.cpp
+  ${_root}/csrc/ops/cpu/simd_sweeps.cpp
+)
+
+set(TORCH_MLSGD_OPTIM_SOURCES
+  ${_root}/csrc/optim/group_step.cpp
+  ${_root}/csrc/optim/lsgd.cpp
+  ${_root}/csrc/optim/mlsgd.cpp
+)
