@@ -4,20 +4,30 @@
     python3 -m pip install --no-build-isolation .
 
 No package index is needed: the only build requirement is the torch the
-extension will run with, which must already be importable.
+extension will run with, which must already be importable. When that torch has
+CUDA and nvcc is found (CUDA_HOME), the extension is a CUDAExtension holding the
+CUDA kernels too (TORCH_MLSGD_CUDA=0 turns them off; TORCH_CUDA_ARCH_LIST picks
+the GPU architectures, as for any torch extension); otherwise a CppExtension.
 """
 
 import glob
 import os
 
 from setuptools import setup
-from torch.utils.cpp_extension import BuildExtension, CppExtension, include_paths
+import torch
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension, include_paths
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
-def sources():
+def with_cuda():
+    return torch.version.cuda is not None and CUDA_HOME is not None and os.environ.get("TORCH_MLSGD_CUDA", "1") != "0"
+
+
+def sources(cuda):
     patterns = ["csrc/core/*.cpp", "csrc/ops/*.cpp", "csrc/ops/cpu/*.cpp", "csrc/python/*.cpp"]
+    if cuda:
+        patterns += ["csrc/cuda/kernels/*.cu", "csrc/ops/cuda/*.cpp"]
     return sorted(f for p in patterns for f in glob.glob(os.path.join(ROOT, p)))
 
 
@@ -32,14 +42,21 @@ def system_includes():
 
 
 def extension():
-    return CppExtension(
+    cuda = with_cuda()
+    kwargs = dict(
         name="torch_mlsgd._C",
-        sources=[os.path.relpath(s, ROOT) for s in sources()],
+        sources=[os.path.relpath(s, ROOT) for s in sources(cuda)],
         depends=[os.path.relpath(h, ROOT) for h in headers()],
         include_dirs=[os.path.join(ROOT, "csrc"), os.path.join(ROOT, "csrc", "include")],
         extra_compile_args={"cxx": ["-O3", "-std=c++17", "-fopenmp", "-Wall", "-Wextra"] + system_includes()},
         extra_link_args=["-fopenmp"],
     )
+    if not cuda:
+        return CppExtension(**kwargs)
+    kwargs["extra_compile_args"]["cxx"].append("-DTORCH_MLSGD_WITH_CUDA")
+    kwargs["extra_compile_args"]["nvcc"] = ["-O3", "-std=c++17", "-DTORCH_MLSGD_WITH_CUDA"]
+    kwargs["libraries"] = ["cufft"]
+    return CUDAExtension(**kwargs)
 
 
 setup(

@@ -23,3 +23,16 @@ set(TORCH_MLSGD_OPTIM_SOURCES
   ${_root}/csrc/optim/lsgd.cpp
   ${_root}/csrc/optim/mlsgd.cpp
 )
+
+# The CUDA kernel layer: plain CUDA C++, no torch (plus the torch-free math it shares).
+set(TORCH_MLSGD_CUDA_KERNEL_SOURCES
+  ${_root}/csrc/core/recursive_filter.cpp
+  ${_root}/csrc/cuda/kernels/direct.cu
+  ${_root}/csrc/cuda/kernels/fft.cu
+)
+
+# The torch glue of the CUDA ops (needs a CUDA-enabled torch).
+set(TORCH_MLSGD_CUDA_GLUE_SOURCES
+  ${_root}/csrc/ops/cuda/laplacian_smooth_cuda.cpp
+  ${_root}/csrc/ops/cuda/lsgd_step_cuda.cpp
+)

@@ -1,5 +1,7 @@
 """Loads the compiled extension and checks that it matches the running torch."""
 
+import warnings
+
 import torch
 
 _REBUILD = (
@@ -30,6 +32,19 @@ def _load():
         raise ImportError(
             f"torch_mlsgd: the compiled extension was built with CUDA {built_cuda}, but the "
             f"running torch {torch.__version__} has no CUDA. {_REBUILD}"
+        )
+    if built_cuda is None and torch.version.cuda is not None:
+        warnings.warn(
+            f"torch_mlsgd: the compiled extension has no CUDA kernels, but torch {torch.__version__} has CUDA "
+            f"{torch.version.cuda}: CUDA tensors will fail in torch_mlsgd's ops. Rebuild with nvcc available "
+            "(CUDA_HOME) to get them.",
+            stacklevel=3,
+        )
+    elif built_cuda is not None and built_cuda.split(".")[0] != str(torch.version.cuda).split(".")[0]:
+        warnings.warn(
+            f"torch_mlsgd: the compiled extension was built with CUDA {built_cuda}, torch with CUDA "
+            f"{torch.version.cuda}; a major-version mismatch may fail at run time. {_REBUILD}",
+            stacklevel=3,
         )
     return _C
 

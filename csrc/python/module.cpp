@@ -7,6 +7,12 @@
 #include <Python.h>
 #include <torch/version.h>
 
+#ifdef TORCH_MLSGD_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+#include <string>
+#endif
+
 namespace {
 
 PyModuleDef module_def = {
@@ -29,7 +35,10 @@ PyMODINIT_FUNC PyInit__C(void) {
     return nullptr;
   }
 #ifdef TORCH_MLSGD_WITH_CUDA
-  const char* cuda = TORCH_MLSGD_CUDA_VERSION;
+  // The CUDA runtime the kernels were compiled against, as torch.version.cuda spells it.
+  const std::string cuda_string =
+      std::to_string(CUDART_VERSION / 1000) + "." + std::to_string(CUDART_VERSION % 1000 / 10);
+  const char* cuda = cuda_string.c_str();
 #else
   const char* cuda = "";
 #endif

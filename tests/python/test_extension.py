@@ -52,3 +52,13 @@ def test_cuda_extension_on_cpu_torch_is_refused(monkeypatch):
     finally:
         monkeypatch.undo()
         importlib.reload(_extension)
+
+
+def test_cuda_torch_with_a_cpu_only_extension_warns(monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    try:
+        with pytest.warns(UserWarning, match="no CUDA kernels"):
+            _reload_with_fake_extension(monkeypatch, torch.__version__, "")
+    finally:
+        monkeypatch.undo()
+        importlib.reload(_extension)

@@ -1,0 +1,131 @@
+"""The CUDA benchmarks (issue 4): run on a machine with a CUDA GPU (tools/gpu_check.sh).
+
+    python3 benchmarks/bench_cuda.py [--quick]
+
+1. the smoothing op against the naive torch.fft reference on the GPU;
+2. an LSGD step against torch.optim.SGD(momentum=0.9, fused=True) on ResNet-50 shapes;
+3. the bandwidth the direct route achieves at n = 1e8 against a device-to-device copy.
+Each time is the median of repetitions timed in alternation, after a warm-up, with the GPU
+synchronised around every call.
+"""
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch  # noqa: E402
+
+import model_shapes  # noqa: E402
+from common import print_table  # noqa: E402
+
+import torch_mlsgd  # noqa: E402
+
+
+def cuda_medians(fns, repeats=11, warmup=2):
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    samples = [[] for _ in fns]
+    for round_ in range(repeats):
+        for k in range(len(fns)):
+            i = (k + round_) % len(fns)
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            fns[i]()
+            torch.cuda.synchronize()
+            samples[i].append(time.perf_counter() - start)
+    return [statistics.median(s) for s in samples]
+
+
+def bench_op(sizes, orders):
+    rows, results = [], []
+    for order in orders:
+        for n in sizes:
+            v = torch.randn(n, device="cuda")
+            k = torch.arange(n // 2 + 1, device="cuda", dtype=torch.float64)
+            d = (1 + (4 * torch.sin(math.pi * k / n) ** 2) ** order).float()
+            fns = [lambda: torch.fft.irfft(torch.fft.rfft(v) / d, n)] + [
+                (lambda b=b: torch_mlsgd.laplacian_smooth(v, 1.0, order, backend=b)) for b in ("auto", "direct", "fft")]
+            naive, auto, direct, fft = cuda_medians(fns)
+            results.append(dict(order=order, n=n, naive=naive, auto=auto, direct=direct, fft=fft))
+            rows.append([order, f"1e{round(math.log10(n))}", f"{naive * 1e3:.3f}", f"{auto * 1e3:.3f}",
+                         f"{naive / auto:.1f}x", f"{naive / direct:.1f}x", f"{naive / fft:.1f}x"])
+    print_table("CUDA smoothing op vs naive torch.fft (float32, sigma 1; median ms; speed-up = naive / op)",
+                ["order", "n", "naive ms", "auto ms", "auto", "direct", "fft"], rows)
+    return results
+
+
+def bench_step(repeats):
+    shapes = model_shapes.resnet50()
+
+    def params():
+        g = torch.Generator(device="cuda").manual_seed(0)
+        out = []
+        for s in shapes:
+            p = torch.randn(s, device="cuda", generator=g).mul_(0.01).requires_grad_()
+            p.grad = torch.randn(s, device="cuda", generator=g)
+            out.append(p)
+        return out
+
+    optimizers = {
+        "SGD fused=True": torch.optim.SGD(params(), lr=1e-6, momentum=0.9, fused=True),
+        "SGD foreach=True": torch.optim.SGD(params(), lr=1e-6, momentum=0.9, foreach=True),
+        "LSGD (fused)": torch_mlsgd.LSGD(params(), lr=1e-6, sigma=1.0, momentum=0.9),
+        "MLSGD (fused)": torch_mlsgd.MLSGD(params(), lr=1e-6, sigma=1.0, momentum=0.9),
+        "LSGD fused=False": torch_mlsgd.LSGD(params(), lr=1e-6, sigma=1.0, momentum=0.9, fused=False),
+    }
+    names = list(optimizers)
+    times = dict(zip(names, cuda_medians([optimizers[k].step for k in names], repeats=repeats)))
+    rows = [[k, f"{times[k] * 1e3:.3f}", f"{times[k] / times['SGD fused=True']:.2f}"] for k in names]
+    print_table("Optimizer step on ResNet-50 shapes (CUDA, float32, momentum 0.9, sigma 1; median ms)",
+                ["optimizer", "ms / step", "/ fused SGD"], rows)
+    return times
+
+
+def bench_bandwidth(n):
+    v = torch.randn(n, device="cuda")
+    out = torch.empty_like(v)
+    fns = [lambda: out.copy_(v), lambda: torch_mlsgd.laplacian_smooth(v, 1.0, backend="direct"),
+           lambda: torch_mlsgd.laplacian_smooth(v, 1.0, backend="fft")]
+    copy, direct, fft = cuda_medians(fns)
+    moved = 2 * n * v.element_size()  # read once, write once
+    rows = [["device-to-device copy", f"{copy * 1e3:.3f}", f"{moved / copy / 1e12:.2f}", "1.00"],
+            ["direct route", f"{direct * 1e3:.3f}", f"{moved / direct / 1e12:.2f}", f"{copy / direct:.2f}"],
+            ["FFT route", f"{fft * 1e3:.3f}", f"{moved / fft / 1e12:.2f}", f"{copy / fft:.2f}"]]
+    print_table(f"Bandwidth at n = {n:.0e} float32 (bytes read + written once / time)",
+                ["", "ms", "TB/s", "of copy's"], rows)
+    return dict(copy=copy, direct=direct, fft=fft)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        sys.exit("bench_cuda.py: no CUDA device")
+    print(f"# torch_mlsgd CUDA benchmarks\n\n{torch.cuda.get_device_name()}, torch {torch.__version__}, "
+          f"CUDA {torch.version.cuda}, extension CUDA {torch_mlsgd._C.cuda_version}")
+    sizes = [10**4, 10**6, 10**7] if args.quick else [10**4, 10**5, 10**6, 10**7, 10**8]
+    op = bench_op(sizes, [1, 2, 3])
+    step = bench_step(repeats=11 if args.quick else 21)
+    bandwidth = bench_bandwidth(10**8)
+    rows = []
+    ratio = step["LSGD (fused)"] / step["SGD fused=True"]
+    rows.append(["LSGD step / fused SGD step, ResNet-50: <= 1.5x", f"{ratio:.2f}x", "PASS" if ratio <= 1.5 else "FAIL"])
+    share = bandwidth["copy"] / bandwidth["direct"]
+    rows.append(["direct route at n=1e8 float32: >= 50 % of copy bandwidth", f"{100 * share:.0f} %",
+                 "PASS" if share >= 0.5 else "FAIL"])
+    big = max(op, key=lambda r: (r["order"] == 1, r["n"]))
+    speedup = big["naive"] / big["fft"]
+    rows.append([f"FFT route vs naive, order 1, n={big['n']:.0e}: >= 5x", f"{speedup:.1f}x",
+                 "PASS" if speedup >= 5 else "FAIL"])
+    print_table("Targets (CUDA issue)", ["target", "measured", ""], rows)
+
+
+if __name__ == "__main__":
+    main()
