@@ -12,34 +12,20 @@ synchronised around every call.
 import argparse
 import math
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
 import model_shapes  # noqa: E402
-from common import print_table  # noqa: E402
+from common import interleaved_medians, print_table  # noqa: E402
 
 import torch_mlsgd  # noqa: E402
 
 
 def cuda_medians(fns, repeats=11, warmup=2):
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    samples = [[] for _ in fns]
-    for round_ in range(repeats):
-        for k in range(len(fns)):
-            i = (k + round_) % len(fns)
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            fns[i]()
-            torch.cuda.synchronize()
-            samples[i].append(time.perf_counter() - start)
-    return [statistics.median(s) for s in samples]
+    return interleaved_medians(fns, repeats=repeats, warmup=warmup, sync=torch.cuda.synchronize)
 
 
 def bench_op(sizes, orders):

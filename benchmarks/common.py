@@ -23,13 +23,14 @@ def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) 
     return statistics.median(times)
 
 
-def interleaved_medians(fns, repeats: int = 5, warmup: int = 1):
+def interleaved_medians(fns, repeats: int = 5, warmup: int = 1, sync: Callable[[], object] = lambda: None):
     """Medians of several functions timed in alternation, so that a noisy
     neighbour slows all of them alike and their ratios stay meaningful.
 
     The order rotates every round: whatever a function leaves behind (evicted
     caches, memory handed back to the OS) then falls on each of the others in
-    turn instead of always on the same successor.
+    turn instead of always on the same successor. `sync` runs before and after
+    every timed call (torch.cuda.synchronize for GPU work).
     """
     for fn in fns:
         for _ in range(warmup):
@@ -38,8 +39,10 @@ def interleaved_medians(fns, repeats: int = 5, warmup: int = 1):
     for round_ in range(repeats):
         for k in range(len(fns)):
             i = (k + round_) % len(fns)
+            sync()
             start = time.perf_counter()
             fns[i]()
+            sync()
             samples[i].append(time.perf_counter() - start)
     return [statistics.median(s) for s in samples]
 

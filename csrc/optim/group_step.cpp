@@ -3,6 +3,14 @@
 namespace torch_mlsgd {
 namespace optim_detail {
 
+torch::Tensor evaluate_closure(const torch::optim::Optimizer::LossClosure& closure) {
+  if (closure == nullptr) {
+    return {};
+  }
+  at::AutoGradMode enable_grad(true);
+  return closure();
+}
+
 GroupGradients collect_gradients(const torch::optim::OptimizerParamGroup& group,
                                  const std::string& flatten, const char* optimizer) {
   GroupGradients out;

@@ -35,6 +35,24 @@ struct GroupGradients {
 GroupGradients collect_gradients(const torch::optim::OptimizerParamGroup& group,
                                  const std::string& flatten, const char* optimizer);
 
+// The closure's loss, evaluated with gradients enabled (a step itself runs
+// under NoGradGuard); undefined without a closure.
+torch::Tensor evaluate_closure(const torch::optim::Optimizer::LossClosure& closure);
+
+// Every group's options and gradients checked, before any parameter changes:
+// a bad value in any group throws and changes nothing.
+template <typename Options>
+std::vector<GroupGradients> checked_gradients(const std::vector<torch::optim::OptimizerParamGroup>& groups,
+                                              const char* optimizer) {
+  std::vector<GroupGradients> work;
+  for (const auto& group : groups) {
+    const auto& options = static_cast<const Options&>(group.options());
+    check_options(options);
+    work.push_back(collect_gradients(group, options.flatten(), optimizer));
+  }
+  return work;
+}
+
 // One fused step of `params` with `options`; the momentum buffers live in
 // `state` as ParamState::momentum_buffer. New buffers are stored only after
 // the kernel succeeded. Returns nothing; params and buffers change in place.

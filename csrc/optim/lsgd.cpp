@@ -57,18 +57,8 @@ LSGD::LSGD(std::vector<torch::Tensor> params, LSGDOptions defaults)
 
 torch::Tensor LSGD::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
-  torch::Tensor loss = {};
-  if (closure != nullptr) {
-    at::AutoGradMode enable_grad(true);
-    loss = closure();
-  }
-  // Check everything first: a bad group or gradient must change nothing.
-  std::vector<optim_detail::GroupGradients> work;
-  for (const auto& group : param_groups_) {
-    const auto& options = static_cast<const LSGDOptions&>(group.options());
-    check_options(options);
-    work.push_back(optim_detail::collect_gradients(group, options.flatten(), "LSGD"));
-  }
+  const torch::Tensor loss = optim_detail::evaluate_closure(closure);
+  const auto work = optim_detail::checked_gradients<LSGDOptions>(param_groups_, "LSGD");
   for (size_t g = 0; g < work.size(); ++g) {
     if (!work[g].params.empty()) {
       optim_detail::fused_group_step<LSGDParamState>(

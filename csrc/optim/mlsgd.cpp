@@ -98,18 +98,8 @@ MLSGD::MLSGD(std::vector<torch::Tensor> params, MLSGDOptions defaults)
 
 torch::Tensor MLSGD::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
-  torch::Tensor loss = {};
-  if (closure != nullptr) {
-    at::AutoGradMode enable_grad(true);
-    loss = closure();
-  }
-  // Check everything first: a bad group or gradient must change nothing.
-  std::vector<optim_detail::GroupGradients> work;
-  for (const auto& group : param_groups_) {
-    const auto& options = static_cast<const MLSGDOptions&>(group.options());
-    check_options(options);
-    work.push_back(optim_detail::collect_gradients(group, options.flatten(), "MLSGD"));
-  }
+  const torch::Tensor loss = optim_detail::evaluate_closure(closure);
+  const auto work = optim_detail::checked_gradients<MLSGDOptions>(param_groups_, "MLSGD");
   auto step_of = [&](const torch::Tensor& p) -> int64_t {
     auto it = state_.find(optim_detail::state_key(p));
     return it == state_.end() ? 0 : static_cast<MLSGDParamState&>(*it->second).step();

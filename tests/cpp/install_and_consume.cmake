@@ -6,12 +6,7 @@ set(prefix ${BUILD_DIR}/consumer/prefix)
 set(consumer ${BUILD_DIR}/consumer/build)
 file(REMOVE_RECURSE ${BUILD_DIR}/consumer)
 
-function(run)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE status)
-  if(NOT status EQUAL 0)
-    message(FATAL_ERROR "failed (${status}): ${ARGN}")
-  endif()
-endfunction()
+include(${SOURCE_DIR}/cmake/run_checked.cmake)
 
 run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples/cpp -B ${consumer}

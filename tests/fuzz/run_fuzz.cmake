@@ -2,12 +2,7 @@
 # op for SECONDS seconds (CTest's fuzz_laplacian_smooth runs this). Crashing
 # inputs are written to BUILD_DIR/fuzz/artifacts; the test then fails.
 set(fuzz_dir ${BUILD_DIR}/fuzz)
-function(run)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE status)
-  if(NOT status EQUAL 0)
-    message(FATAL_ERROR "failed (${status}): ${ARGN}")
-  endif()
-endfunction()
+include(${SOURCE_DIR}/cmake/run_checked.cmake)
 
 find_program(CLANGXX NAMES clang++ clang++-14 REQUIRED)
 if(NOT EXISTS ${fuzz_dir}/build.ninja)

@@ -77,20 +77,12 @@ struct SmoothSinkDevice {
   }
 };
 
-// d = s + wd w; b = d (fresh) | m b + (1 - damp) d; d = d + m b (nesterov) | b; w -= lr d.
 template <typename scalar_t>
-__device__ __forceinline__ void update_element(const DeviceRing& ring, const UpdateRule& u,
+__device__ __forceinline__ void update_element(const DeviceRing& ring, const UpdateRule& rule,
                                                int64_t pos, double smoothed) {
-  scalar_t* param = static_cast<scalar_t*>(ring.param);
   scalar_t* buffer = static_cast<scalar_t*>(ring.buffer);
-  const double w = static_cast<double>(param[pos]);
-  double d = smoothed + u.weight_decay * w;
-  if (buffer != nullptr) {
-    const double b = ring.fresh ? d : u.momentum * static_cast<double>(buffer[pos]) + (1.0 - u.dampening) * d;
-    buffer[pos] = static_cast<scalar_t>(b);
-    d = u.nesterov ? d + u.momentum * b : b;
-  }
-  param[pos] = static_cast<scalar_t>(w - u.lr * d);
+  rule.apply(smoothed, static_cast<scalar_t*>(ring.param) + pos,
+             buffer == nullptr ? nullptr : buffer + pos, ring.fresh);
 }
 
 struct UpdateSinkDevice {

@@ -17,6 +17,7 @@
 // per (n, batch, precision, device) and bound to the caller's stream on
 // every call.
 
+#include "core/lsgd_update.h"
 #include "core/recursive_filter.h"
 
 #include <cuda_runtime.h>
@@ -62,14 +63,8 @@ struct SmoothRing {
   int64_t n;
 };
 
-// The LSGD update rule (DESIGN.md section 2) with d = scale * x + wd * w.
-struct UpdateRule {
-  double lr;
-  double momentum;
-  double dampening;
-  double weight_decay;
-  bool nesterov;
-};
+// The LSGD update rule (DESIGN.md section 2), the same arithmetic as the CPU's.
+using UpdateRule = core::LSGDUpdate;
 
 template <typename scalar_t>
 struct UpdateRing {
