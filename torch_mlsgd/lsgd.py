@@ -112,6 +112,8 @@ class LSGD(Optimizer):
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         super().__setstate__(state)
+        # A process group is not part of the pickled state (nor of state_dict).
+        self.__dict__.setdefault("_process_group", None)
         for group in self.param_groups:
             group.setdefault("sigma", 1.0)
             group.setdefault("order", 1)
@@ -124,10 +126,9 @@ class LSGD(Optimizer):
 
     def _init_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
                     momentum_buffers: List[Optional[Tensor]]) -> None:
-        if getattr(self, "_process_group", None) is not None and group["flatten"] != "group":
-            raise ValueError("process_group needs flatten='group': the group's gradients form this rank's shard")
+        _check_process_group(self._process_group, group["flatten"])
         for p in group["params"]:
-            _check_not_sharded(p, group, getattr(self, "_process_group", None))
+            _check_not_sharded(p, group, self._process_group)
             if p.grad is None:
                 continue
             grad = p.grad
@@ -159,7 +160,7 @@ class LSGD(Optimizer):
         """One step of the parameters of `group` that have gradients, with
         smoothing strength `sigma` (the group's when None)."""
         sigma = group["sigma"] if sigma is None else sigma
-        if getattr(self, "_process_group", None) is not None:
+        if self._process_group is not None:
             # Smooth the ring spread over the ranks, then step with sigma = 0.
             from .distributed import sharded_laplacian_smooth
 
