@@ -7,7 +7,7 @@ import time
 from typing import Callable, List
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
+if os.environ.get("TORCH_MLSGD_USE_INSTALLED") != "1" and ROOT not in sys.path:  # else the installed one
     sys.path.insert(0, ROOT)
 
 

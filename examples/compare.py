@@ -24,7 +24,8 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
+if os.environ.get("TORCH_MLSGD_USE_INSTALLED") != "1":  # else the installed torch_mlsgd
+    sys.path.insert(0, os.path.dirname(HERE))
 
 import fashion_mnist  # noqa: E402
 import torch_mlsgd  # noqa: E402

@@ -28,7 +28,8 @@ import sys
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if os.environ.get("TORCH_MLSGD_USE_INSTALLED") != "1":  # else the installed torch_mlsgd
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch_mlsgd  # noqa: E402
 from torch_mlsgd import analysis  # noqa: E402
 

@@ -10,7 +10,7 @@ from .functional import BACKENDS, cpu_kernels, laplacian_smooth, laplacian_smoot
 from .lsgd import LSGD, lsgd
 from .mlsgd import MLSGD, SCHEDULES, scheduled_sigma
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: Whether this torch traces the ops with fake kernels (torch.compile); False on torch 1.x.
 HAS_FAKE_KERNELS = _register_fake_kernels()

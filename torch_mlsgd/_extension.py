@@ -14,7 +14,22 @@ def _major_minor(version: str) -> str:
     return ".".join(version.split("+")[0].split(".")[:2])
 
 
+def _mismatch(built: str) -> ImportError:
+    return ImportError(
+        f"torch_mlsgd: the compiled extension was built against torch {built}, "
+        f"but torch {torch.__version__} is running. {_REBUILD}"
+    )
+
+
 def _load():
+    # Checked before _C is loaded: loading an extension built against another
+    # torch can abort the process in its static initialisers.
+    try:
+        from ._build_info import torch_version as built
+    except ImportError:  # built by a tool that does not write it (CMake); _C says below
+        built = None
+    if built is not None and _major_minor(built) != _major_minor(torch.__version__):
+        raise _mismatch(built)
     try:
         from . import _C
     except ImportError as error:
@@ -23,10 +38,7 @@ def _load():
             f"torch {torch.__version__}: {error}. {_REBUILD}"
         ) from error
     if _major_minor(_C.torch_version) != _major_minor(torch.__version__):
-        raise ImportError(
-            f"torch_mlsgd: the compiled extension was built against torch {_C.torch_version}, "
-            f"but torch {torch.__version__} is running. {_REBUILD}"
-        )
+        raise _mismatch(_C.torch_version)
     built_cuda = _C.cuda_version or None
     if built_cuda is not None and torch.version.cuda is None:
         raise ImportError(

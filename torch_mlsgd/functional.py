@@ -61,7 +61,8 @@ def laplacian_smooth_(input: Tensor, sigma: float, order: int = 1, *, backend: s
     be smoothed in place under :func:`torch.no_grad`.
     """
     _check_scalars(sigma, order, backend)
-    return torch.ops.mlsgd.laplacian_smooth_.default(input, float(sigma), int(order), backend)
+    torch.ops.mlsgd.laplacian_smooth_.default(input, float(sigma), int(order), backend)
+    return input
 
 
 def cpu_kernels() -> str:

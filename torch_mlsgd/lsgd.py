@@ -1,5 +1,6 @@
 """LSGD: stochastic gradient descent on Laplacian-smoothed gradients."""
 
+import operator
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
@@ -107,13 +108,14 @@ class LSGD(Optimizer):
             foreach=foreach,
             fused=fused,
         )
-        check_lsgd_hyperparameters(defaults)
+        self._check_hyperparameters(defaults)
         super().__init__(params, defaults)
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         super().__setstate__(state)
         # A process group is not part of the pickled state (nor of state_dict).
         self.__dict__.setdefault("_process_group", None)
+        self._checked: Dict[int, tuple] = {}  # see _check_group
         for group in self.param_groups:
             group.setdefault("sigma", 1.0)
             group.setdefault("order", 1)
@@ -127,25 +129,20 @@ class LSGD(Optimizer):
     def _init_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
                     momentum_buffers: List[Optional[Tensor]]) -> None:
         _check_process_group(self._process_group, group["flatten"])
+        state = self.state
         for p in group["params"]:
-            _check_not_sharded(p, group, self._process_group)
-            if p.grad is None:
-                continue
+            if type(p) not in _PLAIN_TENSORS:  # subclasses may be shards (DTensor, FlatParameter)
+                _check_not_sharded(p, group, self._process_group)
             grad = p.grad
-            if grad.is_sparse:
-                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-            if grad.is_complex():
-                raise RuntimeError(
-                    f"{type(self).__name__} does not support complex gradients "
-                    f"(got dtype {grad.dtype}); smooth real and imaginary parts as separate real parameters"
-                )
-            if not grad.is_floating_point():
-                raise RuntimeError(f"{type(self).__name__} needs floating-point gradients, got dtype {grad.dtype}")
+            if grad is None:
+                continue
+            if grad.dtype not in _SMOOTHABLE_DTYPES or grad.layout != torch.strided:
+                self._refuse_gradient(grad)
             params.append(p)
             grads.append(grad)
             # .get on the defaultdict itself would create empty entries.
-            state = self.state.get(p)
-            momentum_buffers.append(state.get("momentum_buffer") if state else None)
+            param_state = state.get(p)
+            momentum_buffers.append(param_state.get("momentum_buffer") if param_state else None)
         if group["flatten"] == "group" and grads:
             first = grads[0]
             for g in grads[1:]:
@@ -168,28 +165,42 @@ class LSGD(Optimizer):
                                             group=self._process_group)
             grads = [piece.view_as(g) for piece, g in zip(flat.split([g.numel() for g in grads]), grads)]
             sigma = 0.0
-        lsgd(
-            params,
-            grads,
-            momentum_buffers,
-            lr=group["lr"],
-            sigma=sigma,
-            order=group["order"],
-            momentum=group["momentum"],
-            dampening=group["dampening"],
-            weight_decay=group["weight_decay"],
-            nesterov=group["nesterov"],
-            maximize=group["maximize"],
-            flatten=group["flatten"],
-            backend=group["backend"],
-            foreach=group["foreach"],
-            fused=group["fused"],
-        )
+        fresh = [i for i, buf in enumerate(momentum_buffers) if buf is None]
+        implementation = _implementation(group["foreach"], group["fused"])
+        implementation(params, grads, momentum_buffers, lr=group["lr"], sigma=sigma, order=group["order"],
+                       momentum=group["momentum"], dampening=group["dampening"],
+                       weight_decay=group["weight_decay"], nesterov=group["nesterov"], maximize=group["maximize"],
+                       flatten=group["flatten"], backend=group["backend"])
         if group["momentum"] != 0:
-            for p, buf in zip(params, momentum_buffers):
-                self.state[p]["momentum_buffer"] = buf
+            for i in fresh:  # the others were updated in place
+                self.state[params[i]]["momentum_buffer"] = momentum_buffers[i]
+
+    def _refuse_gradient(self, grad: Tensor) -> None:
+        name = type(self).__name__
+        if grad.is_sparse or grad.layout != torch.strided:
+            raise RuntimeError(f"{name} does not support sparse gradients")
+        if grad.is_complex():
+            raise RuntimeError(f"{name} does not support complex gradients (got dtype {grad.dtype}); smooth real "
+                               "and imaginary parts as separate real parameters")
+        raise RuntimeError(f"{name} needs floating-point gradients, got dtype {grad.dtype}")
 
     def _check_group(self, group: Dict[str, Any]) -> None:
+        # Checked once per distinct set of values: a step re-checks a group only
+        # when something (a scheduler, the user) changed one of its hyper-parameters.
+        checked = self.__dict__.setdefault("_checked", {})
+        entry = checked.get(id(group))
+        if entry is not None:
+            values_of, values = entry
+            try:
+                if values_of(group) == values:
+                    return
+            except KeyError:  # a hyper-parameter was removed: check (and fail) below
+                pass
+        self._check_hyperparameters(group)
+        values_of = operator.itemgetter(*[k for k in group if k != "params"])
+        checked[id(group)] = (values_of, values_of(group))
+
+    def _check_hyperparameters(self, group: Dict[str, Any]) -> None:
         check_lsgd_hyperparameters(group)
 
     @torch.no_grad()
@@ -220,6 +231,12 @@ class LSGD(Optimizer):
             if params:
                 self._step_group(group, params, grads, momentum_buffers)
         return loss
+
+
+# Parameter types that cannot be shards of a larger tensor (see _check_not_sharded).
+_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+# Gradient dtypes LSGD smooths (half precision in float32).
+_SMOOTHABLE_DTYPES = frozenset((torch.float16, torch.bfloat16, torch.float32, torch.float64))
 
 
 def _check_process_group(process_group: Optional[Any], flatten: str) -> None:
@@ -288,36 +305,38 @@ def lsgd(
     smoothing op runs first, followed by ``torch._foreach_*`` ops (``foreach=True``
     or None) or by a loop of per-tensor ops (``foreach=False``).
     """
-    if fused and foreach:
-        raise ValueError("`fused` and `foreach` cannot be `True` together.")
     if not params:
+        _implementation(foreach, fused)  # still refuses fused=foreach=True
         return
-    if fused is None:
-        fused = foreach is None
-    if fused:
-        implementation = _fused_lsgd
-    elif foreach is None or foreach:
-        implementation = _multi_tensor_lsgd
-    else:
-        implementation = _single_tensor_lsgd
+    implementation = _implementation(foreach, fused)
     implementation(params, grads, momentum_buffer_list, lr=lr, sigma=sigma, order=order, momentum=momentum,
                    dampening=dampening, weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
                    flatten=flatten, backend=backend)
 
 
+def _implementation(foreach: Optional[bool], fused: Optional[bool]) -> Callable[..., None]:
+    """The step implementation for torch.optim's `foreach`/`fused` keywords."""
+    if fused and foreach:
+        raise ValueError("`fused` and `foreach` cannot be `True` together.")
+    if fused or (fused is None and foreach is None):
+        return _fused_lsgd
+    return _multi_tensor_lsgd if foreach is None or foreach else _single_tensor_lsgd
+
+
 def _fused_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, momentum, dampening, weight_decay,
                 nesterov, maximize, flatten, backend) -> None:
-    buffers: List[Tensor] = []
-    fresh: List[bool] = []
     if momentum != 0:
-        for p, buf in zip(params, momentum_buffer_list):
-            fresh.append(buf is None)
-            buffers.append(torch.empty_like(p, memory_format=torch.contiguous_format) if buf is None else buf)
-    torch.ops.mlsgd.lsgd_step_(params, grads, buffers, fresh, float(lr), float(sigma), int(order), float(momentum),
-                               float(dampening), float(weight_decay), bool(nesterov), bool(maximize), flatten,
-                               backend)
-    for i, buf in enumerate(buffers):
-        momentum_buffer_list[i] = buf
+        fresh = [buf is None for buf in momentum_buffer_list]
+        if any(fresh):
+            for i, p in enumerate(params):
+                if fresh[i]:
+                    momentum_buffer_list[i] = torch.empty_like(p, memory_format=torch.contiguous_format)
+        buffers = momentum_buffer_list
+    else:
+        fresh, buffers = [], []
+    torch.ops.mlsgd.lsgd_step_.default(params, grads, buffers, fresh, float(lr), float(sigma), int(order),
+                                       float(momentum), float(dampening), float(weight_decay), bool(nesterov),
+                                       bool(maximize), flatten, backend)
 
 
 def _single_tensor_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, momentum, dampening,

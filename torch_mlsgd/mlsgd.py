@@ -107,7 +107,7 @@ class MLSGD(LSGD):
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize, flatten=flatten,
                         backend=backend, foreach=foreach, fused=fused, schedule=schedule, sigma_min=sigma_min,
                         sigma_max=sigma_max, period=period, seed=seed)
-        self._check_group(defaults)
+        self._check_hyperparameters(defaults)
         Optimizer.__init__(self, params, defaults)
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
@@ -119,7 +119,7 @@ class MLSGD(LSGD):
             group.setdefault("period", 100)
             group.setdefault("seed", 0)
 
-    def _check_group(self, group: Dict[str, Any]) -> None:
+    def _check_hyperparameters(self, group: Dict[str, Any]) -> None:
         check_lsgd_hyperparameters(group)
         _check_schedule(group)
 
@@ -129,7 +129,7 @@ class MLSGD(LSGD):
 
     def _step_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
                     momentum_buffers: List[Optional[Tensor]], sigma: Optional[float] = None) -> None:
-        steps = [self.state[p].get("step", 0) if p in self.state else 0 for p in params]
+        steps = [int(self.state[p]["step"]) if "step" in self.state.get(p, ()) else 0 for p in params]
         # Parameters at the same step count share sigma_k and one kernel call.
         by_step = defaultdict(list)
         for i, k in enumerate(steps):
@@ -138,5 +138,14 @@ class MLSGD(LSGD):
             buffers = [momentum_buffers[i] for i in members]
             super()._step_group(group, [params[i] for i in members], [grads[i] for i in members], buffers,
                                 sigma=self._sigma_at(group, k))
-        for p, k in zip(params, steps):
-            self.state[p]["step"] = k + 1
+        # A tensor, as in torch.optim (torch.compile and checkpoint tools expect one);
+        # int64, so that the schedule's counter stays exact however long the run.
+        counters = []
+        for p in params:
+            state = self.state[p]
+            if "step" not in state:
+                state["step"] = torch.zeros((), dtype=torch.int64)
+            elif not torch.is_tensor(state["step"]):  # checkpoints of torch_mlsgd 0.1 hold an int
+                state["step"] = torch.tensor(state["step"], dtype=torch.int64)
+            counters.append(state["step"])
+        torch._foreach_add_(counters, 1)

@@ -15,9 +15,9 @@
 
 TORCH_LIBRARY(mlsgd, m) {
   m.def("laplacian_smooth(Tensor self, float sigma, int order=1, str backend=\"auto\") -> Tensor");
-  m.def(
-      "laplacian_smooth_(Tensor(a!) self, float sigma, int order=1, str backend=\"auto\") "
-      "-> Tensor(a!)");
+  // The in-place op returns nothing: torch.compile's functionalization takes no
+  // custom op whose output aliases an input (the C++ and Python APIs return self).
+  m.def("laplacian_smooth_(Tensor(a!) self, float sigma, int order=1, str backend=\"auto\") -> ()");
   // One shard of a ring split across processes, given the ring elements just
   // before and after it (see torch_mlsgd.distributed): not differentiable.
   m.def(
@@ -43,7 +43,7 @@ namespace torch_mlsgd {
 namespace {
 
 using SmoothSignature = at::Tensor(const at::Tensor&, double, int64_t, c10::string_view);
-using SmoothInplaceSignature = at::Tensor&(at::Tensor&, double, int64_t, c10::string_view);
+using SmoothInplaceSignature = void(at::Tensor&, double, int64_t, c10::string_view);
 
 const c10::TypedOperatorHandle<SmoothSignature>& smooth_op() {
   static const auto op = c10::Dispatcher::singleton()
@@ -87,8 +87,7 @@ at::Tensor smooth_autograd(const at::Tensor& self, double sigma, int64_t order,
                                         std::string(backend.data(), backend.size()));
 }
 
-at::Tensor& smooth_inplace_autograd(at::Tensor& self, double sigma, int64_t order,
-                                    c10::string_view backend) {
+void smooth_inplace_autograd(at::Tensor& self, double sigma, int64_t order, c10::string_view backend) {
   ops::check_smooth_args(self, sigma, order, backend);
   TORCH_CHECK(!(c10::GradMode::is_enabled() && self.requires_grad()),
               "laplacian_smooth_: cannot smooth in place a tensor that requires grad; "
@@ -99,7 +98,6 @@ at::Tensor& smooth_inplace_autograd(at::Tensor& self, double sigma, int64_t orde
   }
   // Autograd must see that the tensor changed (saved copies become stale).
   torch::autograd::impl::bump_version(self);
-  return self;
 }
 
 }  // namespace
@@ -119,7 +117,8 @@ at::Tensor laplacian_smooth(const at::Tensor& input, double sigma, int64_t order
 at::Tensor& laplacian_smooth_(at::Tensor& input, double sigma, int64_t order,
                               c10::string_view backend) {
   ops::check_smooth_args(input, sigma, order, backend);
-  return smooth_inplace_op().call(input, sigma, order, backend);
+  smooth_inplace_op().call(input, sigma, order, backend);
+  return input;
 }
 
 }  // namespace torch_mlsgd

@@ -11,17 +11,59 @@
 #include <torch/types.h>
 
 #include <memory>
+#include <sstream>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace torch_mlsgd {
 namespace optim_detail {
 
-using StateMap =
-    ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>>;
+// torch::optim::Optimizer's per-parameter state. libtorch keys it by the
+// parameter's TensorImpl: as a printed pointer (std::string) up to torch 2.0,
+// as the pointer itself (void*) since.
+using StateMap = std::remove_reference_t<decltype(std::declval<torch::optim::Optimizer&>().state())>;
 
-inline std::string state_key(const torch::Tensor& p) {
-  return c10::guts::to_string(p.unsafeGetTensorImpl());
+template <typename Key = StateMap::key_type>
+Key state_key(const torch::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream key;  // how libtorch prints it (c10::guts::to_string)
+    key << p.unsafeGetTensorImpl();
+    return key.str();
+  } else {
+    return p.unsafeGetTensorImpl();
+  }
+}
+
+// libtorch 2.x's Optimizer::add_param_group keeps the options a group brings
+// only for libtorch's own optimizers and gives any other optimizer's groups the
+// defaults; libtorch 1.x kept them. Both torches: a group's options are its own,
+// whole. `stored` are the optimizer's groups, `given` those it was built with.
+inline void keep_group_options(std::vector<torch::optim::OptimizerParamGroup>& stored,
+                               const std::vector<torch::optim::OptimizerParamGroup>& given) {
+  for (size_t i = 0; i < given.size() && i < stored.size(); ++i) {
+    if (given[i].has_options()) {
+      stored[i].set_options(given[i].options().clone());
+    }
+  }
+}
+
+// Optimizer::add_param_group with keep_group_options' semantics, after checking
+// the group's own options; for LSGD::add_param_group and MLSGD::add_param_group.
+template <typename Options>
+void add_group_keeping_options(torch::optim::Optimizer& optimizer,
+                               std::vector<torch::optim::OptimizerParamGroup>& stored,
+                               const torch::optim::OptimizerParamGroup& group) {
+  if (group.has_options()) {
+    const auto* options = dynamic_cast<const Options*>(&group.options());
+    TORCH_CHECK_TYPE(options != nullptr, "add_param_group: the group's options are not the optimizer's");
+    check_options(*options);
+  }
+  optimizer.torch::optim::Optimizer::add_param_group(group);
+  if (group.has_options()) {
+    stored.back().set_options(group.options().clone());
+  }
 }
 
 struct GroupGradients {

@@ -45,7 +45,8 @@ bool operator==(const LSGDParamState& lhs, const LSGDParamState& rhs) {
 }
 
 LSGD::LSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups, LSGDOptions defaults)
-    : Optimizer(std::move(param_groups), std::make_unique<LSGDOptions>(defaults)) {
+    : Optimizer(param_groups, std::make_unique<LSGDOptions>(defaults)) {
+  optim_detail::keep_group_options(param_groups_, param_groups);
   check_options(defaults);
   for (const auto& group : param_groups_) {
     check_options(static_cast<const LSGDOptions&>(group.options()));
@@ -54,6 +55,10 @@ LSGD::LSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups, LSGDOpti
 
 LSGD::LSGD(std::vector<torch::Tensor> params, LSGDOptions defaults)
     : LSGD({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
+
+void LSGD::add_param_group(const torch::optim::OptimizerParamGroup& param_group) {
+  optim_detail::add_group_keeping_options<LSGDOptions>(*this, param_groups_, param_group);
+}
 
 torch::Tensor LSGD::step(LossClosure closure) {
   torch::NoGradGuard no_grad;

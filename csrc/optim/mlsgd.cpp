@@ -86,7 +86,8 @@ bool operator==(const MLSGDParamState& lhs, const MLSGDParamState& rhs) {
 }
 
 MLSGD::MLSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups, MLSGDOptions defaults)
-    : Optimizer(std::move(param_groups), std::make_unique<MLSGDOptions>(defaults)) {
+    : Optimizer(param_groups, std::make_unique<MLSGDOptions>(defaults)) {
+  optim_detail::keep_group_options(param_groups_, param_groups);
   check_options(defaults);
   for (const auto& group : param_groups_) {
     check_options(static_cast<const MLSGDOptions&>(group.options()));
@@ -95,6 +96,10 @@ MLSGD::MLSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups, MLSGDO
 
 MLSGD::MLSGD(std::vector<torch::Tensor> params, MLSGDOptions defaults)
     : MLSGD({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
+
+void MLSGD::add_param_group(const torch::optim::OptimizerParamGroup& param_group) {
+  optim_detail::add_group_keeping_options<MLSGDOptions>(*this, param_groups_, param_group);
+}
 
 torch::Tensor MLSGD::step(LossClosure closure) {
   torch::NoGradGuard no_grad;

@@ -1,6 +1,7 @@
 // torch_mlsgd::LSGD against the reference semantics of DESIGN.md section 2,
 // its options, parameter groups, serialization and errors.
 
+#include "optim/group_step.h"
 #include "reference.h"
 
 #include <gtest/gtest.h>
@@ -206,6 +207,24 @@ TEST(LSGD, ParamGroupsKeepTheirOwnOptionsAndSkipMissingGradients) {
   EXPECT_EQ(optimizer.state().size(), 2u);
 }
 
+TEST(LSGD, AddedGroupsKeepTheirOwnOptions) {
+  auto params = make_params();
+  LSGD optimizer(std::vector<torch::Tensor>{params[0]}, LSGDOptions(0.1));
+  optimizer.add_param_group(torch::optim::OptimizerParamGroup(
+      {params[1]}, std::make_unique<LSGDOptions>(LSGDOptions(0.02).sigma(5.0).momentum(0.9))));
+  optimizer.add_param_group(torch::optim::OptimizerParamGroup({params[2]}));
+  ASSERT_EQ(optimizer.param_groups().size(), 3u);
+  EXPECT_TRUE(static_cast<const LSGDOptions&>(optimizer.param_groups()[1].options()) ==
+              LSGDOptions(0.02).sigma(5.0).momentum(0.9));
+  EXPECT_TRUE(static_cast<const LSGDOptions&>(optimizer.param_groups()[2].options()) == LSGDOptions(0.1));
+  // A group with bad options is refused and leaves the optimizer as it was.
+  torch::Tensor extra = torch::randn({3}, torch::kDouble).requires_grad_(true);
+  EXPECT_THROW(optimizer.add_param_group(torch::optim::OptimizerParamGroup(
+                   {extra}, std::make_unique<LSGDOptions>(LSGDOptions(0.1).sigma(-1.0)))),
+               c10::ValueError);
+  EXPECT_EQ(optimizer.param_groups().size(), 3u);
+}
+
 TEST(LSGD, OptionsAreChainableComparableAndScheduled) {
   LSGDOptions options = LSGDOptions(0.5).sigma(2.0).order(2).momentum(0.9).flatten("group");
   EXPECT_EQ(options.order(), 2);
@@ -276,7 +295,7 @@ TEST(LSGD, CheckpointsLoadIntoAnotherDtype) {
   std::remove(path.c_str());
   for (const auto& p : floats) {
     const auto& state = static_cast<torch_mlsgd::LSGDParamState&>(
-        *resumed.state().at(c10::guts::to_string(p.unsafeGetTensorImpl())));
+        *resumed.state().at(torch_mlsgd::optim_detail::state_key(p)));
     EXPECT_EQ(state.momentum_buffer().scalar_type(), torch::kFloat);
   }
   for (int step = 0; step < 2; ++step) {

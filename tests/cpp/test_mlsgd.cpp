@@ -1,6 +1,8 @@
 // torch_mlsgd::MLSGD: its schedules, its steps against LSGD with the
 // scheduled sigma, serialization and errors.
 
+#include "optim/group_step.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <torch_mlsgd/torch_mlsgd.h>
@@ -86,7 +88,7 @@ TEST(MLSGD, StepsAreLSGDStepsWithTheScheduledSigma) {
         EXPECT_TRUE(torch::equal(params[i], reference[i]));
       }
       const auto& state = static_cast<torch_mlsgd::MLSGDParamState&>(
-          *optimizer.state().at(c10::guts::to_string(params[0].unsafeGetTensorImpl())));
+          *optimizer.state().at(torch_mlsgd::optim_detail::state_key(params[0])));
       EXPECT_EQ(state.step(), 6);
     }
   }

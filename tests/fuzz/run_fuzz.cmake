@@ -6,8 +6,10 @@ include(${SOURCE_DIR}/cmake/run_checked.cmake)
 
 find_program(CLANGXX NAMES clang++ clang++-14 REQUIRED)
 if(NOT EXISTS ${fuzz_dir}/build.ninja)
+  # Caffe2_DIR as well as Torch_DIR: see tests/cpp/install_and_consume.cmake.
   run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/fuzz -B ${fuzz_dir} -G Ninja
-      -DCMAKE_CXX_COMPILER=${CLANGXX} -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTorch_DIR=${TORCH_DIR})
+      -DCMAKE_CXX_COMPILER=${CLANGXX} -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTorch_DIR=${TORCH_DIR}
+      -DCaffe2_DIR=${TORCH_DIR}/../Caffe2)
 endif()
 run(${CMAKE_COMMAND} --build ${fuzz_dir} --parallel 2)
 file(MAKE_DIRECTORY ${fuzz_dir}/corpus ${fuzz_dir}/artifacts)

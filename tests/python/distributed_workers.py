@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if ROOT not in sys.path:
+if os.environ.get("TORCH_MLSGD_USE_INSTALLED") != "1" and ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import torch_mlsgd  # noqa: E402

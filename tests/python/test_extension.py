@@ -44,6 +44,39 @@ def test_mismatched_torch_is_refused_with_a_rebuild_hint(monkeypatch):
         importlib.reload(_extension)
 
 
+def test_build_info_names_the_same_torch_as_the_extension():
+    from torch_mlsgd import _build_info
+
+    assert _build_info.torch_version.split("+")[0].split(".")[:2] == torch_mlsgd._C.torch_version.split(".")[:2]
+
+
+def test_mismatch_is_refused_before_the_extension_is_loaded(monkeypatch):
+    # Loading an extension built against another torch can abort the process, so
+    # _build_info is checked first and _C must not even be imported.
+    info = types.ModuleType("torch_mlsgd._build_info")
+    info.torch_version = "0.9.0"
+    monkeypatch.setitem(sys.modules, "torch_mlsgd._build_info", info)
+    monkeypatch.delitem(sys.modules, "torch_mlsgd._C")
+    monkeypatch.delattr(torch_mlsgd, "_C")
+    monkeypatch.setattr(torch_mlsgd, "_build_info", info, raising=False)
+    imported = []
+    real_import = __import__
+
+    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 1 and fromlist and "_C" in fromlist:
+            imported.append(name)
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr("builtins.__import__", guarded_import)
+    try:
+        with pytest.raises(ImportError, match=r"built against torch 0\.9\.0.*make build"):
+            importlib.reload(_extension)
+        assert imported == []
+    finally:
+        monkeypatch.undo()
+        importlib.reload(_extension)
+
+
 @pytest.mark.skipif(torch.version.cuda is not None, reason="needs a torch without CUDA")
 def test_cuda_extension_on_cpu_torch_is_refused(monkeypatch):
     try:

@@ -114,6 +114,34 @@ def test_checkpoint_resumes_the_same_sequence():
     run(params, optimizer, 3)
     run(resumed_params, resumed, 3)
     assert all(torch.equal(p, q) for p, q in zip(params, resumed_params))
+    # The step counter is an int64 tensor, as torch.optim keeps "step" (0.1 kept an int).
+    assert all(resumed.state[p]["step"].dtype == torch.int64 and int(resumed.state[p]["step"]) == 6
+               for p in resumed_params)
+
+
+def test_checkpoint_with_integer_steps_resumes():
+    # torch_mlsgd 0.1 saved state["step"] as a Python int.
+    params = make_params()
+    optimizer = MLSGD(params, lr=0.05, momentum=0.9, seed=5)
+    for _ in range(2):
+        for p in params:
+            p.grad = gradient_of(p.detach())
+        optimizer.step()
+    saved = optimizer.state_dict()
+    old = copy.deepcopy(saved)
+    for state in old["state"].values():
+        state["step"] = int(state["step"])
+    resumed_params = [p.detach().clone().requires_grad_() for p in params]
+    resumed = MLSGD(resumed_params, lr=0.05)
+    resumed.load_state_dict(old)
+    for _ in range(2):
+        for p, q in zip(params, resumed_params):
+            p.grad = gradient_of(p.detach())
+            q.grad = gradient_of(q.detach())
+        optimizer.step()
+        resumed.step()
+    assert all(torch.equal(p, q) for p, q in zip(params, resumed_params))
+    assert all(torch.is_tensor(resumed.state[q]["step"]) for q in resumed_params)
 
 
 def test_old_state_dict_without_schedule_keys_loads():

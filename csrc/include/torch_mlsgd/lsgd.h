@@ -66,7 +66,8 @@ struct LSGDParamState : public torch::optim::OptimizerCloneableParamState<LSGDPa
 ///         d = d + momentum * buf if nesterov else buf
 ///     w = w - lr * d
 ///
-/// Parameters without a gradient are skipped. Every group and gradient is
+/// A parameter group's own LSGDOptions, when it has them, are used whole, on
+/// every libtorch version. Parameters without a gradient are skipped. Every group and gradient is
 /// checked before any parameter changes, so a bad value throws and changes
 /// nothing. Save and load with torch::save / torch::load.
 class LSGD : public torch::optim::Optimizer {
@@ -76,6 +77,11 @@ class LSGD : public torch::optim::Optimizer {
   explicit LSGD(std::vector<torch::Tensor> params, LSGDOptions defaults);
 
   torch::Tensor step(LossClosure closure = nullptr) override;
+
+  /// Adds a group whose own options, when it has them, are used whole (as on
+  /// libtorch 1.x; libtorch 2.x's Optimizer::add_param_group would replace a
+  /// third-party optimizer's group options by the defaults).
+  void add_param_group(const torch::optim::OptimizerParamGroup& param_group);
 
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;

@@ -85,6 +85,11 @@ class MLSGD : public torch::optim::Optimizer {
 
   torch::Tensor step(LossClosure closure = nullptr) override;
 
+  /// Adds a group whose own options, when it has them, are used whole (as on
+  /// libtorch 1.x; libtorch 2.x's Optimizer::add_param_group would replace a
+  /// third-party optimizer's group options by the defaults).
+  void add_param_group(const torch::optim::OptimizerParamGroup& param_group);
+
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
 

@@ -75,15 +75,13 @@ at::Tensor laplacian_smooth_cpu(const at::Tensor& self, double sigma, int64_t or
   return output.to(self.scalar_type());
 }
 
-at::Tensor& laplacian_smooth_cpu_(at::Tensor& self, double sigma, int64_t order,
-                                  c10::string_view backend) {
+void laplacian_smooth_cpu_(at::Tensor& self, double sigma, int64_t order, c10::string_view backend) {
   check_smooth_args(self, sigma, order, backend);
   if (self.is_contiguous() && self.scalar_type() == compute_dtype(self.scalar_type())) {
     smooth_into(self, self, sigma, order, parse_backend(backend));
   } else {
     self.copy_(laplacian_smooth_cpu(self, sigma, order, backend));
   }
-  return self;
 }
 
 at::Tensor laplacian_smooth_shard_cpu(const at::Tensor& shard, const at::Tensor& left,

@@ -46,10 +46,9 @@ at::Tensor laplacian_smooth_cuda(const at::Tensor& self, double sigma, int64_t o
   return output.to(self.scalar_type());
 }
 
-at::Tensor& laplacian_smooth_cuda_(at::Tensor& self, double sigma, int64_t order, c10::string_view backend) {
+void laplacian_smooth_cuda_(at::Tensor& self, double sigma, int64_t order, c10::string_view backend) {
   check_smooth_args(self, sigma, order, backend);
   self.copy_(laplacian_smooth_cuda(self, sigma, order, backend));
-  return self;
 }
 
 }  // namespace
