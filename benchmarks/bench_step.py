@@ -4,8 +4,10 @@
 
 Every optimizer steps the same float32 parameters with the same gradients
 (momentum 0.9; LSGD with sigma = 1), timed in alternation; the table gives
-median milliseconds per step and the ratio to the faster of SGD's two CPU
-implementations (foreach=False, the 1.13 default, and foreach=True).
+median milliseconds per step and the ratio to the fastest of SGD's CPU
+implementations on this torch: foreach=False (1.13's default), foreach=True,
+and fused=True (torch >= 2.4 on the CPU). Small models' steps are timed in
+batches of steps, so that every sample lasts a few milliseconds.
 """
 
 import argparse
@@ -13,7 +15,7 @@ import math
 
 import torch
 
-from common import interleaved_medians, print_table
+from common import interleaved_medians, median_seconds, print_table
 import model_shapes
 
 import torch_mlsgd
@@ -55,6 +57,34 @@ def make_params(shapes, seed=0):
     return params
 
 
+SGD_VARIANTS = {"SGD foreach=False": dict(foreach=False), "SGD foreach=True": dict(foreach=True),
+                "SGD fused=True": dict(fused=True)}
+
+
+def sgd_variants(params_for):
+    """torch.optim.SGD in every CPU implementation this torch has."""
+    optimizers = {}
+    for name, kwargs in SGD_VARIANTS.items():
+        try:
+            optimizer = torch.optim.SGD(params_for(), lr=1e-6, momentum=0.9, **kwargs)
+            optimizer.step()  # a torch without a CPU fused kernel raises here
+        except (TypeError, RuntimeError):
+            continue
+        optimizers[name] = optimizer
+    return optimizers
+
+
+def best_sgd(times):
+    return min(t for k, t in times.items() if k.startswith("SGD "))
+
+
+def batched(step, count):
+    def run():
+        for _ in range(count):
+            step()
+    return run
+
+
 def run(models, threads_list, repeats, with_reference):
     """Prints the table; returns {(model, threads): {optimizer: seconds}}."""
     rows, results = [], {}
@@ -62,21 +92,23 @@ def run(models, threads_list, repeats, with_reference):
     for name, shapes in models:
         for threads in threads_list:
             torch.set_num_threads(threads)
-            optimizers = {
-                "SGD foreach=False": torch.optim.SGD(make_params(shapes), lr=lr, momentum=0.9, foreach=False),
-                "SGD foreach=True": torch.optim.SGD(make_params(shapes), lr=lr, momentum=0.9, foreach=True),
-                "LSGD (fused)": torch_mlsgd.LSGD(make_params(shapes), lr=lr, sigma=1.0, momentum=0.9),
-                "LSGD fused=False": torch_mlsgd.LSGD(make_params(shapes), lr=lr, sigma=1.0, momentum=0.9,
-                                                     fused=False),
-            }
+            optimizers = sgd_variants(lambda: make_params(shapes))
+            # Samples of at least ~20 ms: a LeNet step takes ~0.1 ms, where one call is all noise.
+            one_step = median_seconds(next(iter(optimizers.values())).step, repeats=5)
+            batch = max(1, round(0.02 / one_step))
+            optimizers["LSGD (fused)"] = torch_mlsgd.LSGD(make_params(shapes), lr=lr, sigma=1.0, momentum=0.9)
+            optimizers["LSGD fused=False"] = torch_mlsgd.LSGD(make_params(shapes), lr=lr, sigma=1.0, momentum=0.9,
+                                                              fused=False)
             if with_reference and name == "ResNet-18":
                 optimizers["reference LS-SGD (torch.fft)"] = ReferenceLSSGD(make_params(shapes), lr, 1.0, 0.9)
             names = list(optimizers)
-            times = dict(zip(names, interleaved_medians([optimizers[k].step for k in names], repeats=repeats)))
+            samples = interleaved_medians([batched(optimizers[k].step, batch) for k in names],
+                                          repeats=repeats * (3 if batch > 1 else 1))
+            times = {k: t / batch for k, t in zip(names, samples)}
             results[(name, threads)] = times
-            sgd = min(times["SGD foreach=False"], times["SGD foreach=True"])
+            sgd = best_sgd(times)
             for k in names:
-                rows.append([name, threads, k, f"{times[k] * 1e3:.1f}", f"{times[k] / sgd:.2f}"])
+                rows.append([name, threads, k, f"{times[k] * 1e3:.3f}", f"{times[k] / sgd:.2f}"])
     print_table(
         "Optimizer step on model parameter shapes (float32, momentum 0.9, sigma 1; median ms)",
         ["model", "threads", "optimizer", "ms / step", "/ best SGD"],
@@ -89,7 +121,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="ResNet-18 only, fewer repeats")
     args = parser.parse_args(argv)
-    models = [("ResNet-18", model_shapes.resnet18())]
+    models = [("LeNet-5", model_shapes.lenet5()), ("ResNet-18", model_shapes.resnet18())]
     if not args.quick:
         models.append(("GPT-2 small", model_shapes.gpt2_small()))
     return run(models, [1, 2], repeats=5 if args.quick else 7, with_reference=True)

@@ -25,6 +25,11 @@ def _bottleneck(c_in: int, width: int, downsample: bool) -> List[Shape]:
     return shapes
 
 
+def lenet5() -> List[Shape]:
+    """LeNet-5 of examples/compare.py (28 x 28 inputs): 10 tensors, 61,706 parameters."""
+    return [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 400), (120,), (84, 120), (84,), (10, 84), (10,)]
+
+
 def resnet18() -> List[Shape]:
     """torchvision.models.resnet18(): 62 tensors, 11,689,512 parameters."""
     shapes: List[Shape] = [(64, 3, 7, 7), (64,), (64,)]

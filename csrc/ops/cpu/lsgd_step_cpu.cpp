@@ -46,8 +46,13 @@ bool fusable(at::TensorList params, at::TensorList grads, at::TensorList buffers
 // The update over a whole tensor for already smoothed values `s`.
 template <typename scalar_t>
 void elementwise_update(const UpdateSink<scalar_t>& sink, const scalar_t* s, int64_t n) {
+  const bool vectorised = simd::supported();
   at::parallel_for(0, n, int64_t{1} << 15, [&](int64_t begin, int64_t end) {
-    sink(begin, s + begin, end - begin);
+    if (vectorised) {
+      simd::update_run(sink, begin, s + begin, end - begin);
+    } else {
+      sink(begin, s + begin, end - begin);
+    }
   });
 }
 

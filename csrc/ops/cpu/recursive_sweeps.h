@@ -64,6 +64,7 @@ struct FirstOrderCascade {
     out[0] = s.y;
     out[1] = 0.0;
   }
+  static void import_state(const double* in, State& s) { s.y = in[0]; }
 };
 
 // kSections real sections y = x + a1 y[-1] - a2 y[-2] (a2 = 0 for a real pole).
@@ -105,6 +106,12 @@ struct SectionCascade {
     for (int m = 0; m < kSections; ++m) {
       out[m] = s.y1[m];
       out[kSections + m] = s.y2[m];
+    }
+  }
+  static void import_state(const double* in, State& s) {
+    for (int m = 0; m < kSections; ++m) {
+      s.y1[m] = in[m];
+      s.y2[m] = in[kSections + m];
     }
   }
 };
@@ -215,14 +222,18 @@ inline int64_t chunk_length(int64_t warmup) {
 
 // How many chunks a segment of `length` elements is cut into: about
 // length / target, rounded to a multiple of kMaxLanes so that every chunk runs
-// in a full group (the vectorised kernels take full groups only), down to
-// chunks of a quarter of the target before giving up on full groups.
+// in a full group (the vectorised kernels take full groups only). A shorter
+// segment still gets one full group while its chunks stay at least
+// kShortestChunkWarmups warm-ups long: a lone chunk sweeps one dependent chain,
+// eight lanes sweep eight at once, which outweighs their start-up work (4
+// warm-ups each) down to chunks of a few hundred elements (LeNet's layers).
+constexpr int64_t kShortestChunkWarmups = 4;
 inline int64_t chunk_count(int64_t length, int64_t target, int64_t warmup) {
   const int64_t count = std::max<int64_t>(1, length / target);
   if (count >= kMaxLanes) {
     return (count + kMaxLanes / 2) / kMaxLanes * kMaxLanes;
   }
-  const int64_t shortest = std::max<int64_t>(target / 4, 16 * warmup);
+  const int64_t shortest = kShortestChunkWarmups * std::max<int64_t>(warmup, 1);
   return length >= kMaxLanes * shortest ? kMaxLanes : count;
 }
 
@@ -368,8 +379,6 @@ StartStates<Cascade> chunk_start_states(const Cascade& cascade, const SweepPlan<
   return starts;
 }
 
-// ----------------------------------------------------------------- sweeps --
-
 // Sinks and cascades with a vectorised kernel (simd_sweeps.h).
 template <typename Sink>
 struct has_simd_kernel : std::false_type {};
@@ -386,6 +395,74 @@ template <>
 struct has_simd_cascade<SectionCascade<1>> : std::true_type {};
 template <>
 struct has_simd_cascade<SectionCascade<2>> : std::true_type {};
+
+// The start states of the 8 chunks of a group at once (simd::start_states8).
+// A lane whose warm-up windows are not contiguous inside its segment (its
+// chunk touches the segment's edge: they cross into other segments or wrap
+// around the ring) reads copies of them gathered into `copies`.
+template <typename Cascade, typename scalar_t>
+void group_start_states(const Cascade& cascade, const SweepPlan<scalar_t>& plan, int64_t first,
+                        int64_t warmup, StartStates<Cascade>* starts) {
+  constexpr int kLanes = 8;
+  constexpr int kWidth = 2 * simd::kMaxSimdSections;
+  thread_local std::vector<scalar_t> copies;
+  thread_local std::vector<double> after;
+  copies.resize(static_cast<size_t>(kLanes * 3 * warmup));
+  after.resize(static_cast<size_t>(kLanes * warmup));
+  const scalar_t* causal_windows[kLanes];
+  const scalar_t* anticausal_windows[kLanes];
+  for (int l = 0; l < kLanes; ++l) {
+    const Chunk& chunk = plan.chunks[first + l];
+    const Segment<scalar_t>& segment = plan.segments[chunk.segment];
+    if (chunk.begin >= warmup && chunk.end + warmup <= segment.length) {
+      causal_windows[l] = segment.input + chunk.begin - warmup;
+      anticausal_windows[l] = segment.input + chunk.end - warmup;
+      continue;
+    }
+    const Ring& ring = plan.rings[chunk.ring];
+    scalar_t* causal = copies.data() + l * 3 * warmup;
+    scalar_t* anticausal = causal + warmup;
+    auto gather = [&](scalar_t* out, int64_t position, int64_t count) {
+      for_each_run(plan.segments.data(), ring, position, count, [&](const scalar_t* x, int64_t n) {
+        std::copy(x, x + n, out);
+        out += n;
+      });
+    };
+    gather(causal, segment.offset + chunk.begin - warmup, warmup);
+    gather(anticausal, segment.offset + chunk.end - warmup, 2 * warmup);
+    causal_windows[l] = causal;
+    anticausal_windows[l] = anticausal;
+  }
+  double a1[simd::kMaxSimdSections];
+  double a2[simd::kMaxSimdSections];
+  double causal[kLanes * kWidth];
+  double anticausal[kLanes * kWidth];
+  cascade.coefficients(a1, a2);
+  const int sections = cascade.sections();
+  simd::start_states8(causal_windows, anticausal_windows,
+                      {warmup, sections, a1, a2, causal, anticausal, after.data()});
+  for (int l = 0; l < kLanes; ++l) {
+    Cascade::import_state(causal + 2 * sections * l, starts[first + l].causal);
+    Cascade::import_state(anticausal + 2 * sections * l, starts[first + l].anticausal);
+  }
+}
+
+// The start states of every chunk of a group.
+template <typename Cascade, typename scalar_t>
+void start_states_of_group(const Cascade& cascade, const SweepPlan<scalar_t>& plan,
+                           const ChunkGroup& group, int64_t warmup, StartStates<Cascade>* starts) {
+  if constexpr (has_simd_cascade<Cascade>::value) {
+    if (group.lanes == 8 && simd::supported()) {
+      group_start_states(cascade, plan, group.first_chunk, warmup, starts);
+      return;
+    }
+  }
+  for (int64_t c = group.first_chunk; c < group.first_chunk + group.lanes; ++c) {
+    starts[c] = chunk_start_states(cascade, plan, plan.chunks[c], warmup);
+  }
+}
+
+// ----------------------------------------------------------------- sweeps --
 
 // Solves kLanes chunks of one segment and hands the unscaled results
 // x = Anti(Causal(input)) of each chunk to emit(begin, x, n): one contiguous
@@ -492,13 +569,13 @@ void run_direct(const Cascade& cascade, const SweepPlan<scalar_t>& plan, int64_t
   std::vector<StartStates<Cascade>> starts(static_cast<size_t>(num_chunks));
   // Grain sizes keep small problems on one thread: opening a parallel region
   // costs more than sweeping a few thousand elements.
-  const int64_t start_grain = std::max<int64_t>(1, (int64_t{1} << 14) / (4 * warmup + 1));
+  const int64_t start_grain = std::max<int64_t>(1, (int64_t{1} << 11) / (4 * warmup + 1));
   const int64_t group_grain =
       std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, plan.elements / num_groups));
 
-  at::parallel_for(0, num_chunks, start_grain, [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c) {
-      starts[c] = chunk_start_states(cascade, plan, plan.chunks[c], warmup);
+  at::parallel_for(0, num_groups, start_grain, [&](int64_t begin, int64_t end) {
+    for (int64_t g = begin; g < end; ++g) {
+      start_states_of_group(cascade, plan, plan.groups[g], warmup, starts.data());
     }
   });
   at::parallel_for(0, num_groups, group_grain, [&](int64_t begin, int64_t end) {

@@ -15,6 +15,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define TORCH_MLSGD_HAVE_AVX2_KERNELS 1
@@ -498,6 +499,32 @@ TORCH_MLSGD_AVX2_INLINE __m256 load_first_order_states(const double* s) {
                        static_cast<float>(s[2]), static_cast<float>(s[0]));
 }
 
+// The recursion y[k] = r y[k-1] + x[k] for all eight lanes, two steps ahead:
+// y[k] = r^2 y[k-2] + (x[k] + r x[k-1]). Its chain of dependent FMAs then has
+// two independent links per step, so a step costs half an FMA latency, not a
+// whole one; the extra FMA per step is off the chain.
+struct LookAhead2 {
+  __m256 r, r2;
+  __m256 y1, y2;  // y[k-1], y[k-2]
+  __m256 x1;      // x[k-1]
+
+  // From the state y[-1] = s. Step 0 needs r^2 y[-2] + r x[-1] = r s, which
+  // y[-2] = 0 and x[-1] = s give; step 1 then reads y[-1] = s as its y[k-2].
+  TORCH_MLSGD_AVX2_INLINE LookAhead2(float coefficient, __m256 s)
+      : r(_mm256_set1_ps(coefficient)),
+        r2(_mm256_set1_ps(coefficient * coefficient)),
+        y1(s),
+        y2(_mm256_setzero_ps()),
+        x1(s) {}
+  TORCH_MLSGD_AVX2_INLINE __m256 push(__m256 x) {
+    const __m256 y = _mm256_fmadd_ps(r2, y2, _mm256_fmadd_ps(r, x1, x));
+    y2 = y1;
+    y1 = y;
+    x1 = x;
+    return y;
+  }
+};
+
 template <typename Sink, typename Apply8>
 TORCH_MLSGD_AVX2_INLINE void lanes8_float(const float* in, const Lanes8& g, const Sink& sink,
                                           const Apply8& apply8) {
@@ -508,7 +535,7 @@ TORCH_MLSGD_AVX2_INLINE void lanes8_float(const float* in, const Lanes8& g, cons
   const float r = static_cast<float>(g.a1[0]);
   const __m256 vr = _mm256_set1_ps(r);
 
-  __m256 y = load_first_order_states(g.causal_start);
+  LookAhead2 causal(r, load_first_order_states(g.causal_start));
   int64_t i = 0;
   for (; i + 8 <= common; i += 8) {
     __m256 rows[8];
@@ -518,10 +545,10 @@ TORCH_MLSGD_AVX2_INLINE void lanes8_float(const float* in, const Lanes8& g, cons
     }
     transpose8(rows);
     for (int k = 0; k < 8; ++k) {
-      y = _mm256_fmadd_ps(vr, y, rows[k]);
-      _mm256_storeu_ps(Y + (i + k) * 8, y);
+      _mm256_storeu_ps(Y + (i + k) * 8, causal.push(rows[k]));
     }
   }
+  __m256 y = causal.y1;
   for (; i < common; ++i) {
     const __m256 x = _mm256_set_ps(in[begin[7] + i], in[begin[6] + i], in[begin[5] + i],
                                    in[begin[4] + i], in[begin[3] + i], in[begin[2] + i],
@@ -545,7 +572,7 @@ TORCH_MLSGD_AVX2_INLINE void lanes8_float(const float* in, const Lanes8& g, cons
       sink(begin[l] + common, &x, 1);
     }
   }
-  __m256 a = _mm256_load_ps(state);
+  LookAhead2 anticausal(r, _mm256_load_ps(state));
   const int64_t rest = common % 8;
   for (int64_t i = common - 8; i >= rest; i -= 8) {
     if (i >= kPrefetchSteps) {
@@ -555,14 +582,14 @@ TORCH_MLSGD_AVX2_INLINE void lanes8_float(const float* in, const Lanes8& g, cons
     }
     __m256 rows[8];
     for (int k = 7; k >= 0; --k) {
-      a = _mm256_fmadd_ps(vr, a, _mm256_loadu_ps(Y + (i + k) * 8));
-      rows[k] = a;
+      rows[k] = anticausal.push(_mm256_loadu_ps(Y + (i + k) * 8));
     }
     transpose8(rows);
     for (int l = 0; l < 8; ++l) {
       apply8(begin[l] + i, rows[l]);
     }
   }
+  __m256 a = anticausal.y1;
   for (int64_t i = rest - 1; i >= 0; --i) {
     a = _mm256_fmadd_ps(vr, a, _mm256_loadu_ps(Y + i * 8));
     _mm256_store_ps(state, a);
@@ -572,6 +599,96 @@ TORCH_MLSGD_AVX2_INLINE void lanes8_float(const float* in, const Lanes8& g, cons
     }
   }
 }
+
+// ------------------------------------------------------------ start states --
+
+// Step k of the eight windows, as the cascade's two input vectors.
+template <typename scalar_t>
+TORCH_MLSGD_AVX2_INLINE void gather8(const scalar_t* const* w, int64_t k, __m256d& lo, __m256d& hi) {
+  lo = _mm256_set_pd(static_cast<double>(w[3][k]), static_cast<double>(w[2][k]),
+                     static_cast<double>(w[1][k]), static_cast<double>(w[0][k]));
+  hi = _mm256_set_pd(static_cast<double>(w[7][k]), static_cast<double>(w[6][k]),
+                     static_cast<double>(w[5][k]), static_cast<double>(w[4][k]));
+}
+
+// The scalar chunk_start_states of recursive_sweeps.h for eight lanes at once:
+// the same pushes in float64, eight independent chains per vector step.
+template <typename Cascade, typename scalar_t>
+TORCH_MLSGD_AVX2_INLINE void start_states(const scalar_t* const* causal_windows,
+                                          const scalar_t* const* anticausal_windows,
+                                          const StartWindows8& g) {
+  const int64_t warmup = g.warmup;
+  double zero[8 * 2 * kMaxSimdSections] = {};
+  __m256d lo, hi;
+
+  Cascade cascade(g.a1, g.a2);
+  cascade.load(zero);
+  for (int64_t k = 0; k < warmup; ++k) {
+    gather8(causal_windows, k, lo, hi);
+    cascade.push(lo, hi);
+  }
+  cascade.store(g.causal_start);
+
+  // Causal results just after the chunk's end, then the anti-causal warm-up
+  // over them, last to first.
+  cascade.load(zero);
+  for (int64_t k = 0; k < warmup; ++k) {
+    gather8(anticausal_windows, k, lo, hi);
+    cascade.push(lo, hi);
+  }
+  double* after = g.scratch;
+  for (int64_t k = 0; k < warmup; ++k) {
+    gather8(anticausal_windows, warmup + k, lo, hi);
+    push_and_store(cascade, lo, hi, after + k * 8);
+  }
+  cascade.load(zero);
+  for (int64_t k = warmup - 1; k >= 0; --k) {
+    lo = _mm256_loadu_pd(after + k * 8);
+    hi = _mm256_loadu_pd(after + k * 8 + 4);
+    cascade.push(lo, hi);
+  }
+  cascade.store(g.anticausal_start);
+}
+
+template <typename scalar_t>
+TORCH_MLSGD_AVX2_INLINE void run_start_states(const scalar_t* const* causal_windows,
+                                              const scalar_t* const* anticausal_windows,
+                                              const StartWindows8& g) {
+  if (g.sections == 1 && g.a2[0] == 0.0) {
+    start_states<VecCascade<1, true>>(causal_windows, anticausal_windows, g);
+  } else if (g.sections == 1) {
+    start_states<VecCascade<1, false>>(causal_windows, anticausal_windows, g);
+  } else {
+    start_states<VecCascade<2, false>>(causal_windows, anticausal_windows, g);
+  }
+}
+
+// ------------------------------------------------------ elementwise update --
+
+// The update functor over a run of smoothed values, eight at a time; the
+// tail goes through the sink's own (scalar) loop.
+template <typename scalar_t, typename Sink>
+struct UpdateRun {
+  const Sink& sink;
+  int64_t begin;
+  const scalar_t* s;
+  int64_t n;
+
+  template <typename Apply8>
+  TORCH_MLSGD_AVX2_INLINE void operator()(const Apply8& apply8) const {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      if constexpr (std::is_same_v<scalar_t, float>) {
+        apply8(begin + i, _mm256_loadu_ps(s + i));
+      } else {
+        apply8(begin + i, Run8{_mm256_loadu_pd(s + i), _mm256_loadu_pd(s + i + 4)});
+      }
+    }
+    if (i < n) {
+      sink(begin + i, s + i, n - i);
+    }
+  }
+};
 
 // The pipelines bound to their arguments, called with the sink's functor.
 template <typename scalar_t, typename Sink>
@@ -596,6 +713,27 @@ struct FloatPipeline {
 };
 
 }  // namespace
+
+TORCH_MLSGD_AVX2 void update_run(const UpdateSink<float>& sink, int64_t begin, const float* s,
+                                 int64_t n) {
+  with_update_mode<UpdateApplyF>(sink, UpdateRun<float, UpdateSink<float>>{sink, begin, s, n});
+}
+
+TORCH_MLSGD_AVX2 void update_run(const UpdateSink<double>& sink, int64_t begin, const double* s,
+                                 int64_t n) {
+  with_update_mode<UpdateApplyDoubleData>(sink,
+                                          UpdateRun<double, UpdateSink<double>>{sink, begin, s, n});
+}
+
+TORCH_MLSGD_AVX2 void start_states8(const float* const* causal_windows,
+                                    const float* const* anticausal_windows, const StartWindows8& g) {
+  run_start_states(causal_windows, anticausal_windows, g);
+}
+
+TORCH_MLSGD_AVX2 void start_states8(const double* const* causal_windows,
+                                    const double* const* anticausal_windows, const StartWindows8& g) {
+  run_start_states(causal_windows, anticausal_windows, g);
+}
 
 TORCH_MLSGD_AVX2 void sweep_lanes8(const float* in, const Lanes8& g,
                                    const SmoothSink<float>& sink) {
@@ -634,6 +772,10 @@ bool supported() {
   return false;
 }
 
+void update_run(const UpdateSink<float>&, int64_t, const float*, int64_t) { std::abort(); }
+void update_run(const UpdateSink<double>&, int64_t, const double*, int64_t) { std::abort(); }
+void start_states8(const float* const*, const float* const*, const StartWindows8&) { std::abort(); }
+void start_states8(const double* const*, const double* const*, const StartWindows8&) { std::abort(); }
 void sweep_lanes8(const float*, const Lanes8&, const SmoothSink<float>&) { std::abort(); }
 void sweep_lanes8(const double*, const Lanes8&, const SmoothSink<double>&) { std::abort(); }
 void sweep_lanes8(const float*, const Lanes8&, const UpdateSink<float>&) { std::abort(); }

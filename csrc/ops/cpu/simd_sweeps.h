@@ -40,6 +40,31 @@ struct Lanes8 {
   double* scratch;
 };
 
+// The start states of 8 chunks (DESIGN.md section 1), in Lanes8's layout:
+// lane l's causal start from the `warmup` inputs at causal_windows[l], its
+// anti-causal start from the causal results over the 2 * warmup inputs at
+// anticausal_windows[l] (warmup before the chunk's end, warmup after it).
+// Call only when supported().
+struct StartWindows8 {
+  int64_t warmup;
+  int sections;
+  const double* a1;
+  const double* a2;
+  double* causal_start;      // 8 * 2 * sections
+  double* anticausal_start;  // 8 * 2 * sections
+  double* scratch;           // 8 * warmup
+};
+void start_states8(const float* const* causal_windows, const float* const* anticausal_windows,
+                   const StartWindows8& group);
+void start_states8(const double* const* causal_windows, const double* const* anticausal_windows,
+                   const StartWindows8& group);
+
+// The sink's update for already smoothed values: param[begin + i] and
+// buffer[begin + i] from s[i], i < n (UpdateSink::operator() vectorised, for the
+// FFT route and sigma = 0). Call only when supported().
+void update_run(const UpdateSink<float>& sink, int64_t begin, const float* s, int64_t n);
+void update_run(const UpdateSink<double>& sink, int64_t begin, const double* s, int64_t n);
+
 // y = Anti(Causal(in)) handed to the sink. Call only when supported().
 void sweep_lanes8(const float* in, const Lanes8& group, const SmoothSink<float>& sink);
 void sweep_lanes8(const double* in, const Lanes8& group, const SmoothSink<double>& sink);
