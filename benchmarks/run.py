@@ -46,20 +46,22 @@ def check_targets(smoothing, steps, memory):
 
     for r in smoothing:
         if r["n"] == 10**7 and r["dtype"] == torch.float32:
-            need = 20.0 if r["order"] == 1 else 8.0
+            need = 40.0 if r["order"] == 1 else 8.0
             speedup = r["naive"] / r["auto"]
             row(f"op vs naive, order {r['order']}, n=1e7, float32, {r['threads']} thread(s): >= {need:g}x",
                 f"{speedup:.1f}x", speedup >= need)
     for (model, threads), times in steps.items():
-        sgd = min(times["SGD foreach=False"], times["SGD foreach=True"])
-        ratio = times["LSGD (fused)"] / sgd
-        row(f"LSGD step / SGD step, {model}, {threads} thread(s): <= 1.5x", f"{ratio:.2f}x", ratio <= 1.5)
+        # Against the fastest SGD this torch has (fused=True on torch >= 2.4).
+        need = 1.2 if model == "LeNet-5" else 1.0
+        ratio = times["LSGD (fused)"] / bench_step.best_sgd(times)
+        row(f"LSGD step / fastest SGD step, {model}, {threads} thread(s): <= {need:g}x", f"{ratio:.2f}x",
+            ratio <= need)
     for (model, name), r in memory.items():
         if name in ("LSGD (fused)", "LSGD flatten=group"):
             ok = r["extra"] <= r["largest"]
             row(f"extra memory of a step, {model}, {name}: <= largest gradient",
                 f"{r['extra'] / 2**20:.1f} MiB of {r['largest'] / 2**20:.1f} MiB", ok)
-    print_table("Targets (performance issue)", ["target", "measured", ""], rows)
+    print_table("Targets", ["target", "measured", ""], rows)
     return all(r[2] == "PASS" for r in rows)
 
 

@@ -153,26 +153,48 @@ class LSGD(Optimizer):
                     )
 
     def _step_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
-                    momentum_buffers: List[Optional[Tensor]], sigma: Optional[float] = None) -> None:
-        """One step of the parameters of `group` that have gradients, with
-        smoothing strength `sigma` (the group's when None)."""
-        sigma = group["sigma"] if sigma is None else sigma
-        if self._process_group is not None:
-            # Smooth the ring spread over the ranks, then step with sigma = 0.
-            from .distributed import sharded_laplacian_smooth
+                    momentum_buffers: List[Optional[Tensor]], sigmas: Optional[List[float]] = None) -> None:
+        """One step of the parameters of `group` that have gradients, each with its
+        smoothing strength in `sigmas` (the group's sigma for all when None)."""
+        distributed = self._process_group is not None or not all(type(p) in _PLAIN_TENSORS for p in params)
+        if sigmas is None and not distributed:  # the usual case: one call of the kernel
+            self._apply(group, params, grads, momentum_buffers, group["sigma"])
+            return
+        if sigmas is None:
+            sigmas = [group["sigma"]] * len(params)
+        sharded: Dict[int, Tensor] = {}
+        if distributed:
+            # Rings spread over ranks are smoothed first, in one exchange; those
+            # gradients then step with sigma = 0 (DTensors through their local shards).
+            from .distributed import presmooth_sharded
 
-            flat = sharded_laplacian_smooth(torch.cat([g.reshape(-1) for g in grads]), sigma, group["order"],
-                                            group=self._process_group)
-            grads = [piece.view_as(g) for piece, g in zip(flat.split([g.numel() for g in grads]), grads)]
-            sigma = 0.0
-        fresh = [i for i, buf in enumerate(momentum_buffers) if buf is None]
+            sharded = presmooth_sharded(params, grads, sigmas, group["order"], group["flatten"], self._process_group)
+        calls: Dict[float, List[int]] = {}
+        for i, sigma in enumerate(sigmas):
+            calls.setdefault(0.0 if i in sharded else sigma, []).append(i)
+        for sigma, members in calls.items():
+            buffers = [momentum_buffers[i] for i in members]
+            self._apply(group, [params[i] for i in members],
+                        [sharded[i] if i in sharded else grads[i] for i in members], buffers, sigma)
+            for i, buf in zip(members, buffers):
+                momentum_buffers[i] = buf
+
+    def _apply(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
+               momentum_buffers: List[Optional[Tensor]], sigma: float) -> None:
+        """The step implementation on (the local shards of) `params`; new momentum
+        buffers go into `momentum_buffers` and the state."""
+        plain = all(type(p) in _PLAIN_TENSORS for p in params)
+        buffers = momentum_buffers if plain else [_local(b) for b in momentum_buffers]
+        fresh = [i for i, buf in enumerate(buffers) if buf is None]
         implementation = _implementation(group["foreach"], group["fused"])
-        implementation(params, grads, momentum_buffers, lr=group["lr"], sigma=sigma, order=group["order"],
-                       momentum=group["momentum"], dampening=group["dampening"],
+        implementation(params if plain else [_local(p) for p in params],
+                       grads if plain else [_local(g) for g in grads], buffers, lr=group["lr"], sigma=sigma,
+                       order=group["order"], momentum=group["momentum"], dampening=group["dampening"],
                        weight_decay=group["weight_decay"], nesterov=group["nesterov"], maximize=group["maximize"],
                        flatten=group["flatten"], backend=group["backend"])
         if group["momentum"] != 0:
             for i in fresh:  # the others were updated in place
+                momentum_buffers[i] = buffers[i] if plain else _like_param(buffers[i], params[i])
                 self.state[params[i]]["momentum_buffer"] = momentum_buffers[i]
 
     def _refuse_gradient(self, grad: Tensor) -> None:
@@ -239,6 +261,22 @@ _PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 _SMOOTHABLE_DTYPES = frozenset((torch.float16, torch.bfloat16, torch.float32, torch.float64))
 
 
+def _local(t: Optional[Tensor]) -> Optional[Tensor]:
+    """A DTensor's local shard (a view: updating it updates the DTensor), else `t`."""
+    return t.to_local() if t is not None and type(t) not in _PLAIN_TENSORS and hasattr(t, "to_local") else t
+
+
+def _like_param(buffer: Tensor, param: Tensor) -> Tensor:
+    """A new momentum buffer computed on `param`'s local shard, as a DTensor laid out like
+    `param` when it is one (optimizer state of DTensor parameters is DTensors)."""
+    if type(param) in _PLAIN_TENSORS or not hasattr(param, "device_mesh"):
+        return buffer
+    from torch.distributed.tensor import DTensor
+
+    return DTensor.from_local(buffer, param.device_mesh, param.placements, run_check=False, shape=param.shape,
+                              stride=param.stride())
+
+
 def _check_process_group(process_group: Optional[Any], flatten: str) -> None:
     if process_group is not None and flatten != "group":
         raise ValueError("process_group needs flatten='group': the group's gradients form this rank's shard")
@@ -249,11 +287,13 @@ def _check_not_sharded(p: Tensor, group: Dict[str, Any], process_group: Optional
     alone would silently change the method."""
     kind = type(p).__name__
     if kind == "DTensor":
-        raise ValueError(
-            "LSGD does not smooth DTensor parameters: each rank holds only a shard, and smoothing it alone "
-            "changes the method. Gather the parameter, or shard it yourself and pass flatten='group' with "
-            "process_group= (see README, Distributed)."
-        )
+        if process_group is not None:
+            raise ValueError("process_group= is for plain tensors that are shards of a ring; DTensor parameters "
+                             "carry their own device mesh: drop process_group=")
+        from .distributed import dtensor_piece
+
+        dtensor_piece(p)  # raises for placements LSGD cannot smooth exactly
+        return
     if kind == "FlatParameter" and (group["flatten"] != "group" or process_group is None):
         raise ValueError(
             "LSGD got an FSDP FlatParameter, a per-rank shard of many parameters; smoothing it alone changes the "

@@ -1,6 +1,5 @@
 """MLSGD: LSGD whose smoothing strength follows a schedule."""
 
-from collections import defaultdict
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -128,16 +127,13 @@ class MLSGD(LSGD):
                                sigma_max=group["sigma_max"], period=group["period"], seed=group["seed"])
 
     def _step_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
-                    momentum_buffers: List[Optional[Tensor]], sigma: Optional[float] = None) -> None:
+                    momentum_buffers: List[Optional[Tensor]], sigmas: Optional[List[float]] = None) -> None:
         steps = [int(self.state[p]["step"]) if "step" in self.state.get(p, ()) else 0 for p in params]
+        if group["flatten"] == "group":  # one ring, at the step count of its first parameter
+            steps = [steps[0]] * len(steps)
+        sigma_at = {k: self._sigma_at(group, k) for k in set(steps)}
         # Parameters at the same step count share sigma_k and one kernel call.
-        by_step = defaultdict(list)
-        for i, k in enumerate(steps):
-            by_step[steps[0] if group["flatten"] == "group" else k].append(i)
-        for k, members in sorted(by_step.items()):
-            buffers = [momentum_buffers[i] for i in members]
-            super()._step_group(group, [params[i] for i in members], [grads[i] for i in members], buffers,
-                                sigma=self._sigma_at(group, k))
+        super()._step_group(group, params, grads, momentum_buffers, sigmas=[sigma_at[k] for k in steps])
         # A tensor, as in torch.optim (torch.compile and checkpoint tools expect one);
         # int64, so that the schedule's counter stays exact however long the run.
         counters = []
