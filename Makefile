@@ -102,13 +102,17 @@ test-torch1: build
 	exit $$status
 
 # The PyPI leg: the C++ suites against that torch's CMake package, and the Python
-# suite from outside the source tree against the installed wheel.
+# suite from outside the source tree against the installed wheel. torch.compile's
+# kernel cache is this leg's own: inductor's default /tmp/torchinductor_$USER is
+# shared by every Python environment of the user, and a vector ISA it recorded for
+# another one gives kernels that fail to load here (docs/install.md).
 test-torch2: build-torch2
 	@status=0; \
 	$(MAKE) --no-print-directory test-cpp PYTHON=$(TORCH2_PYTHON) CMAKE_BUILD=$(TORCH2_BUILD)/cmake || status=1; \
 	cd $(TORCH2_BUILD)/run && \
 	  MLSGD_TRAJECTORY_BIN=$(CURDIR)/$(TORCH2_BUILD)/cmake/tests/cpp/optimizer_trajectory \
 	  MLSGD_OTHER_TORCH="$(TORCH1_RUN)" TORCH_MLSGD_USE_INSTALLED=1 \
+	  TORCHINDUCTOR_CACHE_DIR=$(CURDIR)/$(TORCH2_BUILD)/inductor \
 	  $(abspath $(TORCH2_PYTHON)) -m pytest $(CURDIR)/tests/python -q -p no:cacheprovider || status=1; \
 	exit $$status
 

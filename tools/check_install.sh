@@ -31,7 +31,7 @@ fresh_env() {
 run_tests() {
   local env=$1
   shift
-  (cd "$WORK/run" && TORCH_MLSGD_USE_INSTALLED=1 "$env/bin/python" -m pytest -q -p no:cacheprovider "$@")
+  (cd "$WORK/run" && TORCH_MLSGD_USE_INSTALLED=1 TORCHINDUCTOR_CACHE_DIR="$env/inductor" "$env/bin/python" -m pytest -q -p no:cacheprovider "$@")
 }
 
 rm -rf "$WORK"
