@@ -8,6 +8,7 @@ set(TORCH_MLSGD_OP_SOURCES
   ${_root}/csrc/ops/laplacian_smooth.cpp
   ${_root}/csrc/ops/lsgd_step.cpp
   ${_root}/csrc/ops/schedule.cpp
+  ${_root}/csrc/ops/shard_by_ring.cpp
   ${_root}/csrc/ops/smooth_args.cpp
   ${_root}/csrc/ops/symbol_cache.cpp
   ${_root}/csrc/ops/cpu/choose_backend.cpp
@@ -22,6 +23,7 @@ set(TORCH_MLSGD_OPTIM_SOURCES
   ${_root}/csrc/optim/group_step.cpp
   ${_root}/csrc/optim/lsgd.cpp
   ${_root}/csrc/optim/mlsgd.cpp
+  ${_root}/csrc/optim/sharded.cpp
 )
 
 # The CUDA kernel layer: plain CUDA C++, no torch (plus the torch-free math it shares).

@@ -1,7 +1,33 @@
 #include "optim/group_step.h"
 
+#include <torch_mlsgd/sharded.h>
+
 namespace torch_mlsgd {
 namespace optim_detail {
+
+void smooth_sharded_gradients(c10d::ProcessGroup& process_group, GroupGradients& group,
+                              const torch::Tensor& like, double sigma, int64_t order) {
+  std::vector<torch::Tensor> flat;
+  for (const auto& g : group.grads) {
+    flat.push_back(g.reshape({-1}));
+  }
+  const torch::Tensor local =
+      flat.empty() ? torch::empty({0}, like.options().requires_grad(false)) : torch::cat(flat);
+  const torch::Tensor smoothed =
+      sharded_laplacian_smooth(local, sigma, order, process_group, /*check_finite=*/true);
+  int64_t offset = 0;
+  for (auto& g : group.grads) {
+    const int64_t n = g.numel();
+    g = smoothed.narrow(0, offset, n).view(g.sizes());
+    offset += n;
+  }
+}
+
+void check_process_group_options(const std::string& flatten, const char* optimizer) {
+  TORCH_CHECK_VALUE(flatten == "group", optimizer,
+                    ": a process group needs flatten = 'group' (the group's gradients form this "
+                    "rank's shard of the ring); got '", flatten, "'");
+}
 
 torch::Tensor evaluate_closure(const torch::optim::Optimizer::LossClosure& closure) {
   if (closure == nullptr) {

@@ -81,6 +81,18 @@ GroupGradients collect_gradients(const torch::optim::OptimizerParamGroup& group,
 // under NoGradGuard); undefined without a closure.
 torch::Tensor evaluate_closure(const torch::optim::Optimizer::LossClosure& closure);
 
+// With a process group (LSGD/MLSGD's constructors): a group's gradients are
+// this rank's shard of one ring spread over the group's ranks; they are
+// replaced by the smoothed shard (views of one tensor), to be stepped with
+// sigma = 0. Throws, on every rank alike, when any rank's shard is not finite.
+// Every rank calls it for every group (`like`: the group's first parameter,
+// whose dtype an empty shard takes), gradients or not.
+void smooth_sharded_gradients(c10d::ProcessGroup& process_group, GroupGradients& group,
+                              const torch::Tensor& like, double sigma, int64_t order);
+
+// A process group needs flatten == "group": the group's gradients form the shard.
+void check_process_group_options(const std::string& flatten, const char* optimizer);
+
 // Every group's options and gradients checked, before any parameter changes:
 // a bad value in any group throws and changes nothing.
 template <typename Options>

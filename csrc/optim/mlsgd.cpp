@@ -85,30 +85,59 @@ bool operator==(const MLSGDParamState& lhs, const MLSGDParamState& rhs) {
           torch::equal(lhs.momentum_buffer(), rhs.momentum_buffer()));
 }
 
-MLSGD::MLSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups, MLSGDOptions defaults)
-    : Optimizer(param_groups, std::make_unique<MLSGDOptions>(defaults)) {
+MLSGD::MLSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups, MLSGDOptions defaults,
+           c10::intrusive_ptr<c10d::ProcessGroup> process_group)
+    : Optimizer(param_groups, std::make_unique<MLSGDOptions>(defaults)),
+      process_group_(std::move(process_group)) {
   optim_detail::keep_group_options(param_groups_, param_groups);
   check_options(defaults);
   for (const auto& group : param_groups_) {
-    check_options(static_cast<const MLSGDOptions&>(group.options()));
+    const auto& options = static_cast<const MLSGDOptions&>(group.options());
+    check_options(options);
+    if (process_group_) {
+      optim_detail::check_process_group_options(options.flatten(), "MLSGD");
+    }
   }
 }
 
+MLSGD::MLSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups, MLSGDOptions defaults)
+    : MLSGD(std::move(param_groups), std::move(defaults), c10::intrusive_ptr<c10d::ProcessGroup>()) {}
+
 MLSGD::MLSGD(std::vector<torch::Tensor> params, MLSGDOptions defaults)
-    : MLSGD({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
+    : MLSGD({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults), c10::intrusive_ptr<c10d::ProcessGroup>()) {}
+
+MLSGD::MLSGD(std::vector<torch::Tensor> params, MLSGDOptions defaults,
+           c10::intrusive_ptr<c10d::ProcessGroup> process_group)
+    : MLSGD({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults),
+           std::move(process_group)) {}
 
 void MLSGD::add_param_group(const torch::optim::OptimizerParamGroup& param_group) {
+  if (process_group_) {
+    optim_detail::check_process_group_options(
+        static_cast<const MLSGDOptions&>(param_group.has_options() ? param_group.options() : *defaults_).flatten(),
+        "MLSGD");
+  }
   optim_detail::add_group_keeping_options<MLSGDOptions>(*this, param_groups_, param_group);
 }
 
 torch::Tensor MLSGD::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
   const torch::Tensor loss = optim_detail::evaluate_closure(closure);
-  const auto work = optim_detail::checked_gradients<MLSGDOptions>(param_groups_, "MLSGD");
+  auto work = optim_detail::checked_gradients<MLSGDOptions>(param_groups_, "MLSGD");
   auto step_of = [&](const torch::Tensor& p) -> int64_t {
     auto it = state_.find(optim_detail::state_key(p));
     return it == state_.end() ? 0 : static_cast<MLSGDParamState&>(*it->second).step();
   };
+  if (process_group_) {  // every group's exchange before any parameter changes
+    for (size_t g = 0; g < work.size(); ++g) {
+      const auto& options = static_cast<const MLSGDOptions&>(param_groups_[g].options());
+      if (!param_groups_[g].params().empty()) {
+        const int64_t k = work[g].params.empty() ? 0 : step_of(work[g].params[0]);
+        optim_detail::smooth_sharded_gradients(*process_group_, work[g], param_groups_[g].params()[0],
+                                               options.sigma_at(k), options.order());
+      }
+    }
+  }
   for (size_t g = 0; g < work.size(); ++g) {
     const auto& options = static_cast<const MLSGDOptions&>(param_groups_[g].options());
     const auto& params = work[g].params;
@@ -128,8 +157,9 @@ torch::Tensor MLSGD::step(LossClosure closure) {
         ps.push_back(params[i]);
         gs.push_back(work[g].grads[i]);
       }
+      // With a process group the gradients were smoothed above, as one ring over the ranks.
       optim_detail::fused_group_step<MLSGDParamState>(
-          state_, ps, gs, options.lsgd_options(options.sigma_at(entry.first)));
+          state_, ps, gs, options.lsgd_options(process_group_ ? 0.0 : options.sigma_at(entry.first)));
     }
     for (const auto& p : params) {
       auto& slot = state_[optim_detail::state_key(p)];

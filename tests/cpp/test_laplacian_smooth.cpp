@@ -1,5 +1,6 @@
 // The smoothing op against float64 references, its properties, and its errors.
 
+#include "ops/shard_by_ring.h"
 #include "reference.h"
 
 #include <gtest/gtest.h>
@@ -215,6 +216,41 @@ TEST(LaplacianSmooth, BadInputRaisesAndChangesNothing) {
   // In place on a tensor that requires grad would corrupt autograd.
   torch::Tensor leaf = torch::randn({5}).requires_grad_(true);
   expect_error_mentioning<c10::Error>([&] { laplacian_smooth_(leaf, 1.0); }, "requires grad");
+}
+
+// A shard of a ring with its halos: the CPU's direct shard kernel and the
+// ring-based one other devices use agree with smoothing the whole ring.
+TEST(LaplacianSmooth, ShardKernelsMatchTheWholeRing) {
+  static const auto shard_op = c10::Dispatcher::singleton()
+                                   .findSchemaOrThrow("mlsgd::laplacian_smooth_shard", "")
+                                   .typed<torch::Tensor(const torch::Tensor&, const torch::Tensor&,
+                                                        const torch::Tensor&, double, int64_t)>();
+  for (auto dtype : {torch::kDouble, torch::kFloat}) {
+    for (int64_t order : {1, 2}) {
+      for (double sigma : {0.5, 4.0}) {
+        const torch::Tensor ring = torch::randn({3001}, dtype);
+        const torch::Tensor whole = laplacian_smooth(ring.to(torch::kDouble), sigma, order);
+        const int64_t warmup = c10::Dispatcher::singleton()
+                                   .findSchemaOrThrow("mlsgd::direct_warmup", "")
+                                   .typed<int64_t(double, int64_t, c10::ScalarType)>()
+                                   .call(sigma, order, dtype);
+        const int64_t begin = 17;
+        const int64_t end = 1900;  // halos reach past the ring's start: they wrap around
+        const torch::Tensor doubled = torch::cat({ring, ring, ring});
+        const torch::Tensor shard = ring.narrow(0, begin, end - begin);
+        const torch::Tensor left = doubled.narrow(0, ring.numel() + begin - warmup, warmup);
+        const torch::Tensor right = doubled.narrow(0, end, warmup);
+        const torch::Tensor expected = whole.narrow(0, begin, end - begin);
+        const torch::Tensor direct = shard_op.call(shard, left, right, sigma, order);
+        const torch::Tensor by_ring = torch_mlsgd::ops::laplacian_smooth_shard_by_ring(shard, left, right, sigma, order);
+        EXPECT_LT(relative_error(direct.to(torch::kDouble), expected), tolerance(dtype)) << sigma << " " << order;
+        EXPECT_LT(relative_error(by_ring.to(torch::kDouble), expected), tolerance(dtype)) << sigma << " " << order;
+        EXPECT_THROW(torch_mlsgd::ops::laplacian_smooth_shard_by_ring(shard, left.narrow(0, 1, warmup - 1), right,
+                                                                     sigma, order),
+                     c10::ValueError);
+      }
+    }
+  }
 }
 
 TEST(LaplacianSmooth, DispatcherOpsAreRegistered) {

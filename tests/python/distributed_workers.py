@@ -95,3 +95,219 @@ def sharded_optimizer_worker(rank, world, init_file, name, lengths, out):
         optimizer.step()
     torch.save(torch.cat([p.detach() for p in params]), os.path.join(out, f"rank{rank}.pt"))
     dist.destroy_process_group()
+
+
+# ----------------------------------------------------- torch 2.x engines --
+# FSDP2 (fully_shard), ZeroRedundancyOptimizer, torch.distributed.checkpoint; the
+# shapes give uneven shards (37 rows over 2 or 4 ranks) and shards shorter than the
+# direct route's warm-up (5 and 1 rows: a few elements per rank, some ranks none).
+
+FSDP_STEPS = 4
+
+
+def make_sharded_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(8, 37), torch.nn.Tanh(), torch.nn.Linear(37, 5), torch.nn.Tanh(),
+                               torch.nn.Linear(5, 1)).double()
+
+
+def make_engine_optimizer(name, params, flatten="tensor"):
+    kwargs = dict(lr=0.05, sigma=1.0, momentum=0.9, weight_decay=1e-3, flatten=flatten)
+    if name == "lsgd":
+        return torch_mlsgd.LSGD(params, **kwargs)
+    return torch_mlsgd.MLSGD(params, seed=5, **kwargs)
+
+
+def batch_of(step, rank=None, world=None):
+    """Step `step`'s global batch, or rank's slice of it."""
+    g = torch.Generator().manual_seed(500 + step)
+    x = torch.randn(GLOBAL_BATCH, 8, generator=g, dtype=torch.float64)
+    y = torch.sin(x.sum(1, keepdim=True))
+    if rank is None:
+        return x, y
+    per_rank = GLOBAL_BATCH // world
+    return x[rank * per_rank:(rank + 1) * per_rank], y[rank * per_rank:(rank + 1) * per_rank]
+
+
+def train_engine_single(name, flatten, steps=FSDP_STEPS):
+    model = make_sharded_model()
+    optimizer = make_engine_optimizer(name, model.parameters(), flatten)
+    for step in range(steps):
+        x, y = batch_of(step)
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        optimizer.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _fsdp_model(world):
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh("cpu", (world,))
+    model = make_sharded_model()
+    for layer in model:
+        if isinstance(layer, torch.nn.Linear):
+            fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
+
+
+def _full(params):
+    return [p.full_tensor().detach().clone() if hasattr(p, "full_tensor") else p.detach().clone() for p in params]
+
+
+ENGINE_CONFIGS = [(name, flatten) for name in ("lsgd", "mlsgd") for flatten in ("tensor", "group")]
+
+
+def fsdp2_worker(rank, world, init_file, out):
+    """Every (optimizer, flatten) configuration in one process group: a fresh FSDP2
+    model and optimizer each, trained FSDP_STEPS steps."""
+    _init(rank, world, init_file)
+    results = {}
+    for name, flatten in ENGINE_CONFIGS:
+        model = _fsdp_model(world)
+        optimizer = make_engine_optimizer(name, model.parameters(), flatten)
+        with torch_mlsgd.distributed.count_communication() as count:
+            for step in range(FSDP_STEPS):
+                x, y = batch_of(step, rank, world)
+                optimizer.zero_grad()
+                torch.nn.functional.mse_loss(model(x), y).backward()  # FSDP averages the gradients
+                optimizer.step()
+        state_types = sorted({type(s["momentum_buffer"]).__name__ for s in optimizer.state.values()})
+        results[name, flatten] = {"params": _full(model.parameters()), "calls": count.calls,
+                                  "received": count.received, "state_types": state_types}
+    torch.save(results, os.path.join(out, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def zero_worker(rank, world, init_file, out):
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    _init(rank, world, init_file)
+    results = {}
+    for name in ("lsgd", "mlsgd"):
+        for kind in ("ddp", "zero"):
+            model = torch.nn.parallel.DistributedDataParallel(make_sharded_model())
+            if kind == "zero":
+                cls = torch_mlsgd.LSGD if name == "lsgd" else torch_mlsgd.MLSGD
+                extra = {} if name == "lsgd" else {"seed": 5}
+                optimizer = ZeroRedundancyOptimizer(model.parameters(), optimizer_class=cls, lr=0.05, sigma=1.0,
+                                                    momentum=0.9, weight_decay=1e-3, **extra)
+            else:
+                optimizer = make_engine_optimizer(name, model.parameters())
+            for step in range(FSDP_STEPS):
+                x, y = batch_of(step, rank, world)
+                optimizer.zero_grad()
+                torch.nn.functional.mse_loss(model(x), y).backward()
+                optimizer.step()
+            results[name, kind] = [p.detach().clone() for p in model.parameters()]
+    torch.save(results, os.path.join(out, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def _engine(kind, world, name):
+    """A model and optimizer of the given engine; every rank trains on the whole global
+    batch, so that averaging over 2 or 4 ranks is exact and runs on any number of ranks
+    compare with one process (train_engine_single)."""
+    if kind == "fsdp2":
+        model = _fsdp_model(world)
+    else:
+        model = torch.nn.parallel.DistributedDataParallel(make_sharded_model())
+    return model, make_engine_optimizer(name, model.parameters())
+
+
+def _train_engine(model, optimizer, first, steps):
+    for step in range(first, first + steps):
+        x, y = batch_of(step)
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        optimizer.step()
+
+
+def _full_optimizer_state(optimizer):
+    """Every parameter's optimizer state, whole (DTensors gathered), in parameter order."""
+    out = []
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            out.append({k: (v.full_tensor() if hasattr(v, "full_tensor") else v).clone() for k, v in sorted(state.items())})
+    return out
+
+
+def dcp_worker(rank, world, init_file, kind, first, steps, load_from, save_to, out):
+    """For LSGD and MLSGD: trains steps [first, first + steps) of `kind` on `world` ranks,
+    resuming from the torch.distributed.checkpoint at `load_from`/<name> (when given) and
+    saving one at `save_to`/<name>. Saves the final parameters and the whole optimizer
+    state just after loading (or saving)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    _init(rank, world, init_file)
+    results = {}
+    for name in ("lsgd", "mlsgd"):
+        model, optimizer = _engine(kind, world, name)
+        if load_from:
+            model_state, optim_state = get_state_dict(model, optimizer)
+            state = {"model": model_state, "optim": optim_state}
+            dcp.load(state, checkpoint_id=os.path.join(load_from, name))
+            set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+            results[name, "state"] = _full_optimizer_state(optimizer)
+        _train_engine(model, optimizer, first, steps)
+        if save_to:
+            model_state, optim_state = get_state_dict(model, optimizer)
+            dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=os.path.join(save_to, name))
+            results[name, "state"] = _full_optimizer_state(optimizer)
+        results[name, "params"] = _full(model.parameters())
+    torch.save(results, os.path.join(out, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def nonfinite_worker(rank, world, init_file, out):
+    _init(rank, world, init_file)
+    results = {}
+    for name in ("lsgd", "mlsgd"):
+        model = _fsdp_model(world)
+        optimizer = make_engine_optimizer(name, model.parameters())
+        x, y = batch_of(0, rank, world)
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        if rank == 1:
+            grad = next(p for p in model.parameters() if p.grad.to_local().numel() > 3).grad.to_local()
+            grad.view(-1)[3] = float("nan")  # deep inside this rank's shard, far from its edges
+        before = [p.to_local().clone() for p in model.parameters()]
+        try:
+            optimizer.step()
+            error = None
+        except torch_mlsgd.distributed.NonFiniteGradientError as e:
+            error = str(e)
+        unchanged = all(torch.equal(p.to_local(), b) for p, b in zip(model.parameters(), before))
+        results[name] = {"error": error, "unchanged": unchanged, "state": len(optimizer.state)}
+    torch.save(results, os.path.join(out, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def dead_rank_worker(rank, world, init_file, name, out):
+    import datetime
+    import time
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=20))
+    torch.set_num_threads(1)
+    model = _fsdp_model(world)
+    optimizer = make_engine_optimizer(name, model.parameters())
+    x, y = batch_of(0, rank, world)
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    dist.barrier()
+    if rank == 1:
+        os._exit(3)  # dies between backward and step
+    before = [p.to_local().clone() for p in model.parameters()]
+    started = time.monotonic()
+    try:
+        optimizer.step()
+        error = None
+    except RuntimeError as e:
+        error = str(e)
+    elapsed = time.monotonic() - started
+    unchanged = all(torch.equal(p.to_local(), b) for p, b in zip(model.parameters(), before))
+    torch.save({"error": error, "elapsed": elapsed, "unchanged": unchanged}, os.path.join(out, f"rank{rank}.pt"))
+    os._exit(0)  # the process group cannot be shut down cleanly without its peer

@@ -3,6 +3,7 @@
 // torch_mlsgd::LSGD, a torch::optim::Optimizer for LibTorch training loops.
 
 #include <torch/arg.h>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/optim/optimizer.h>
 #include <torch/optim/serialize.h>
 #include <torch/serialize/archive.h>
@@ -75,6 +76,15 @@ class LSGD : public torch::optim::Optimizer {
   explicit LSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups,
                 LSGDOptions defaults);
   explicit LSGD(std::vector<torch::Tensor> params, LSGDOptions defaults);
+  /// With a process group: each group's gradients on this rank are its shard
+  /// of one ring spread over the group's ranks in rank order, smoothed exactly
+  /// (sharded_laplacian_smooth; every group needs flatten == "group"), as
+  /// torch_mlsgd.LSGD(..., flatten="group", process_group=pg) does in Python. A
+  /// rank with non-finite gradients makes every rank throw before any change.
+  explicit LSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups, LSGDOptions defaults,
+                c10::intrusive_ptr<c10d::ProcessGroup> process_group);
+  explicit LSGD(std::vector<torch::Tensor> params, LSGDOptions defaults,
+                c10::intrusive_ptr<c10d::ProcessGroup> process_group);
 
   torch::Tensor step(LossClosure closure = nullptr) override;
 
@@ -91,6 +101,8 @@ class LSGD : public torch::optim::Optimizer {
   static void serialize(Self& self, Archive& archive) {
     _TORCH_OPTIM_SERIALIZE_WITH_TEMPLATE_ARG(LSGD);
   }
+
+  c10::intrusive_ptr<c10d::ProcessGroup> process_group_;
 };
 
 }  // namespace torch_mlsgd

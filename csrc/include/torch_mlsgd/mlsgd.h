@@ -6,6 +6,7 @@
 
 #include <c10/util/Optional.h>
 #include <torch/arg.h>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/optim/optimizer.h>
 #include <torch/optim/serialize.h>
 #include <torch/serialize/archive.h>
@@ -82,6 +83,15 @@ class MLSGD : public torch::optim::Optimizer {
   explicit MLSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups,
                  MLSGDOptions defaults);
   explicit MLSGD(std::vector<torch::Tensor> params, MLSGDOptions defaults);
+  /// With a process group: each group's gradients on this rank are its shard
+  /// of one ring spread over the group's ranks in rank order, smoothed exactly
+  /// (sharded_laplacian_smooth; every group needs flatten == "group"), as
+  /// torch_mlsgd.MLSGD(..., flatten="group", process_group=pg) does in Python. A
+  /// rank with non-finite gradients makes every rank throw before any change.
+  explicit MLSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups, MLSGDOptions defaults,
+                c10::intrusive_ptr<c10d::ProcessGroup> process_group);
+  explicit MLSGD(std::vector<torch::Tensor> params, MLSGDOptions defaults,
+                c10::intrusive_ptr<c10d::ProcessGroup> process_group);
 
   torch::Tensor step(LossClosure closure = nullptr) override;
 
@@ -98,6 +108,8 @@ class MLSGD : public torch::optim::Optimizer {
   static void serialize(Self& self, Archive& archive) {
     _TORCH_OPTIM_SERIALIZE_WITH_TEMPLATE_ARG(MLSGD);
   }
+
+  c10::intrusive_ptr<c10d::ProcessGroup> process_group_;
 };
 
 }  // namespace torch_mlsgd

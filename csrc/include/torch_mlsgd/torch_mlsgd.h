@@ -6,4 +6,5 @@
 #include <torch_mlsgd/lsgd.h>
 #include <torch_mlsgd/lsgd_step.h>
 #include <torch_mlsgd/mlsgd.h>
+#include <torch_mlsgd/sharded.h>
 #include <torch_mlsgd/version.h>
