@@ -1,0 +1,235 @@
+"""The tuning protocol of examples/tune.py: splits, budgets, selection on validation only, the verdict."""
+
+import csv
+import json
+import math
+import os
+import sys
+import sysconfig
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "examples"))
+
+import charlm  # noqa: E402
+import fashion_mnist  # noqa: E402
+import tune  # noqa: E402
+
+
+def trial(lr, loss, status="ok", optimizer="sgd", **config):
+    return tune.Trial(optimizer=optimizer, config=dict(lr=lr, momentum=0.9, **config), val_loss=loss,
+                      val_accuracy=None, status=status, seconds_per_epoch=1.0)
+
+
+# ------------------------------------------------------------------------------------- splits
+
+def test_fashion_validation_part_is_disjoint_from_the_train_part():
+    (train_lo, train_hi), (val_lo, val_hi) = tune.fashion_split(60000)
+    assert (train_lo, train_hi, val_lo, val_hi) == (0, 50000, 50000, 60000)
+    (train_lo, train_hi), (val_lo, val_hi) = tune.fashion_split(60000, 2048, 1000)
+    assert (train_lo, train_hi) == (0, 2048) and (val_lo, val_hi) == (50000, 51000)
+    assert train_hi <= val_lo
+    for sizes in ((50001, 0), (0, 10001), (-1, 0)):
+        with pytest.raises(ValueError):
+            tune.fashion_split(60000, *sizes)
+
+
+@pytest.mark.skipif(not os.path.isdir(fashion_mnist.DEFAULT_DIR), reason="Debian's dataset-fashion-mnist is missing")
+def test_fashion_data_takes_the_documented_images_and_loads_no_test_set_while_tuning():
+    images, labels = fashion_mnist.load("train")
+    data = tune.FashionData(fashion_mnist.DEFAULT_DIR, 100, 50)
+    assert torch.equal(data.train[1], labels[:100]) and torch.equal(data.val[1], labels[50000:50050])
+    assert torch.equal(data.val[0], fashion_mnist.normalize(images[50000:50050]))
+    assert data._test is None  # nothing has asked for the test set yet
+    assert data.eval_split("val") is data.val
+
+
+def test_charlm_splits_are_positional_and_disjoint():
+    data = bytes(range(256)) * 40
+    parts = charlm.split_corpus(data)
+    (a, b), (c, d), (e, f) = charlm.split_positions(len(data))
+    assert a == 0 and b == c and d == e and f == len(data)
+    assert sum(p.numel() for p in parts.values()) == len(data)
+    assert parts["val"].tolist() == list(data[c:d]) and parts["test"].tolist() == list(data[e:f])
+    with pytest.raises(ValueError):
+        charlm.split_positions(100, (0.5, 0.5, 0.0))
+
+
+def test_charlm_corpus_is_deterministic():
+    root = sysconfig.get_paths()["stdlib"]
+    relative = [os.path.relpath(p, root) for p in charlm.stdlib_files()]
+    assert relative == sorted(relative) and len(relative) > 100
+    # No test packages, site-packages or dist-packages: they differ between machines.
+    assert not any(set(r.split(os.sep)[:-1]) & charlm.SKIP_DIRS for r in relative)
+    corpus = charlm.load_corpus(5000)
+    assert len(corpus) == 5000 and corpus == charlm.load_corpus(5000)
+
+
+# ------------------------------------------------------------------------------------ budgets
+
+@pytest.mark.parametrize("axes", ["small", "full"])
+def test_every_optimizer_gets_the_same_number_of_trials(axes):
+    second = tune.SECOND_AXES[axes]
+    for regime in tune.REGIMES:
+        lrs = tune.SIZES[regime][axes]["lrs"]
+        space = tune.make_space(lrs, second["sgd_momenta"], second["sigmas"], 0.9)
+        counts = {name: len(configs) for name, configs in space.items()}
+        assert set(counts) == set(tune.OPTIMIZERS)
+        assert set(counts.values()) == {len(lrs) * len(second["sigmas"])}
+        # Wide, log-spaced learning-rate grids: at least a factor 100 end to end.
+        assert lrs == sorted(lrs) and lrs[-1] / lrs[0] >= 100
+
+
+def test_unequal_budgets_are_refused():
+    with pytest.raises(ValueError, match="equal budgets"):
+        tune.make_space([0.1, 1.0], [0.0, 0.9], [1.0], 0.9)
+    with pytest.raises(ValueError, match="unequal"):
+        tune.check_equal_budget({"sgd": [{}, {}], "lsgd": [{}]})
+    with pytest.raises(SystemExit):
+        tune.parse_args(["--sgd-momenta", "0,0.9", "--sigmas", "1"])
+    with pytest.raises(SystemExit):  # a reported seed may not be the tuning seed
+        tune.parse_args(["--seeds", str(tune.TUNE_SEED)])
+
+
+# ---------------------------------------------------------------------------------- selection
+
+class FakeRegime(tune.Regime):
+    """A quadratic in log10(lr), with its validation optimum at lr 0.1 and its test optimum at lr 1.
+
+    Records every (optimizer, config, seed, split) it is asked to run.
+    """
+
+    name, chance_loss, description = "fake", 10.0, "fake objective"
+
+    def __init__(self):
+        self.calls = []
+
+    def run(self, optimizer, config, seed, split):
+        self.calls.append((optimizer, dict(config), seed, split))
+        best = {"val": -1.0, "test": 0.0}[split]
+        loss = 1.0 + (math.log10(config["lr"]) - best) ** 2 + 0.01 * seed
+        if config["lr"] > 5:
+            return dict(epochs=[], diverged=True, info={})
+        epoch = dict(epoch=1, train_loss=loss, eval_loss=loss, eval_accuracy=1 / loss, seconds=0.1, step_ms=0.01,
+                     loss_curve=[loss])
+        return dict(epochs=[epoch], diverged=False, info={})
+
+
+def test_selection_uses_validation_only_and_the_test_set_only_for_the_picks():
+    regime = FakeRegime()
+    space = tune.make_space([0.01, 0.1, 1.0, 10.0], [0.9], [1.0], 0.9)
+    result = tune.study(regime, space, tune_seed=100, seeds=[0, 1, 2], log=lambda _: None)
+    splits = [call[3] for call in regime.calls]
+    first_test = splits.index("test")
+    assert set(splits[:first_test]) == {"val"} and set(splits[first_test:]) == {"test"}
+    tuning = regime.calls[:first_test]
+    assert all(seed == 100 for _, _, seed, _ in tuning)
+    assert {name: sum(c[0] == name for c in tuning) for name in space} == {name: 4 for name in space}
+    # The picks are the validation optimum (lr 0.1), not the test optimum (lr 1).
+    assert all(row["config"]["lr"] == 0.1 for row in result["summary"])
+    reported = regime.calls[first_test:]
+    assert len(reported) == 3 * 3 and all(c[1]["lr"] == 0.1 for c in reported)
+    assert sorted({c[2] for c in reported}) == [0, 1, 2]
+    # Trial records carry validation numbers only; the diverged lr 10 is flagged, not picked.
+    for trials in result["trials"].values():
+        assert all(not any(key.startswith("test") for key in t) for t in trials)
+        assert [t["status"] for t in trials] == ["ok", "ok", "ok", "diverged"]
+    row = result["summary"][0]
+    assert row["largest_stable_lr"] == 1.0 and row["edges"] == {}
+    assert row["test_loss"][0] == pytest.approx(1.0 + 1.0 + 0.01)  # (log10 0.1 - 0)^2 on test, mean seed 1
+
+
+def test_select_prefers_finite_and_breaks_ties_by_grid_order():
+    trials = [trial(0.01, 0.5), trial(0.1, 0.3), trial(1.0, 0.3), trial(10.0, math.inf, "diverged")]
+    assert tune.select(trials).config["lr"] == 0.1
+    assert tune.select([trial(1.0, math.inf, "diverged"), trial(0.1, 2.0, "no-progress")]).config["lr"] == 0.1
+    with pytest.raises(ValueError):
+        tune.select([trial(0.1, 0.3)], select_by="accuracy")  # no accuracy measured
+    assert tune.trial_status(math.nan, False, 2.3) == "diverged"
+    assert tune.trial_status(2.31, False, math.log(10)) == "no-progress"
+    assert tune.trial_status(1.0, False, math.log(10)) == "ok"
+
+
+def test_best_at_an_edge_of_the_grid_is_detected():
+    configs = [dict(lr=lr, momentum=0.9, sigma=s) for s in (0.5, 1.0, 2.0) for lr in (0.01, 0.1, 1.0)]
+    assert tune.edges(trial(0.01, 0.1, sigma=1.0), configs) == {"lr": "lowest"}
+    assert tune.edges(trial(1.0, 0.1, sigma=2.0), configs) == {"lr": "highest", "sigma": "highest"}
+    assert tune.edges(trial(0.1, 0.1, sigma=1.0), configs) == {}
+    two_point = [dict(lr=lr, momentum=0.9) for lr in (0.1, 1.0)]
+    assert tune.edges(trial(0.1, 0.1), two_point) == {}  # no interior to be outside of
+
+
+def test_largest_stable_lr_holds_the_picks_other_values():
+    trials = [trial(0.1, 0.5, sigma=1.0), trial(1.0, 0.4, sigma=1.0), trial(10.0, 9.0, "no-progress", sigma=1.0),
+              trial(10.0, 0.2, sigma=2.0)]
+    assert tune.largest_stable_lr(trials, trials[1]) == 1.0
+    assert tune.largest_stable_lr(trials, trials[3]) == 10.0
+    assert tune.log_grid(1e-3, 1, 4) == [0.001, 0.01, 0.1, 1.0]
+
+
+# ------------------------------------------------------------------------------------ verdict
+
+def summary_row(optimizer, loss, accuracy, edges=None, seeds=3):
+    return dict(optimizer=optimizer, config=dict(lr=0.1, momentum=0.9), test_loss=loss, seeds=seeds,
+                test_accuracy=accuracy, test_perplexity=math.exp(loss[0]), seconds_per_epoch=1.25,
+                edges=edges or {}, diverged_seeds=0, largest_stable_lr=0.3)
+
+
+def test_verdict_and_its_table():
+    rows = [summary_row("sgd", (0.30, 0.01), (0.90, 0.002)), summary_row("lsgd", (0.28, 0.005), (0.89, 0.01)),
+            summary_row("mlsgd", (0.35, 0.01), (0.88, 0.001), edges={"lr": "highest"})]
+    by_loss = tune.verdict(rows, "test_loss", higher_is_better=False)
+    assert (by_loss["best"], by_loss["runner_up"]) == ("lsgd", "sgd")
+    assert by_loss["margin"] == pytest.approx(0.02) and by_loss["spread"] == pytest.approx(0.015)
+    assert by_loss["exceeds_spread"]
+    by_accuracy = tune.verdict(rows, "test_accuracy", higher_is_better=True)
+    assert by_accuracy["best"] == "sgd" and not by_accuracy["exceeds_spread"]  # margin 0.01 < spread 0.012
+
+    lm = [dict(summary_row("sgd", (2.5, 0.1), None)), dict(summary_row("lsgd", (2.6, 0.1), None))]
+    text = tune.format_verdict([
+        dict(regime="full", summary=rows, verdict=by_loss, note="MLSGD's pick is at the highest lr"),
+        dict(regime="charlm", summary=lm, verdict=tune.verdict(lm, "test_loss", False))])
+    lines = text.splitlines()
+    assert lines[0].startswith("| regime") and set(lines[1]) <= {"|", "-"}
+    assert len({len(line) for line in lines[:7]}) == 1  # columns aligned
+    lsgd = next(line for line in lines if "| LSGD" in line and "full" in line)
+    assert "best" in lsgd and "0.2800 ± 0.0050" in lsgd and "89.00 ± 1.00" in lsgd and "| 0.3 " in lsgd
+    assert "edge: lr highest" in next(line for line in lines if "| MLSGD" in line)
+    assert "ppl 12.18" in next(line for line in lines if "charlm" in line and "| SGD" in line)
+    assert "full: best LSGD by test loss" in text and "exceeds the spread" in text
+    assert "charlm: best SGD by test loss" in text and "is within the spread" in text
+    # One seed: no spread, so no claim either way.
+    single = [summary_row("sgd", (0.30, 0.0), None, seeds=1), summary_row("lsgd", (0.28, 0.0), None, seeds=1)]
+    one_seed = tune.verdict(single, "test_loss", higher_is_better=False)
+    assert one_seed["best"] == "lsgd" and one_seed["exceeds_spread"] is None
+    assert "cannot be judged" in tune.format_verdict([dict(regime="x", summary=single, verdict=one_seed)])
+
+
+# --------------------------------------------------------------------------------- end to end
+
+def test_dp_regime_without_opacus_exits_with_a_clear_message(monkeypatch):
+    monkeypatch.setattr(tune, "import_opacus", lambda: None)
+    with pytest.raises(SystemExit) as info:
+        tune.main(["--regime", "dp", "--no-plots", "--quiet"])
+    assert "Opacus" in str(info.value.code) and tune.OPACUS_PIN in str(info.value.code)
+
+
+def test_tiny_charlm_study_end_to_end(tmp_path):
+    out = tmp_path / "tune"
+    results = tune.main(["--regime", "charlm", "--lrs", "0.1,1", "--seeds", "0", "--batch-size", "8",
+                         "--charlm-chars", "6000", "--charlm-d-model", "16", "--charlm-layers", "1",
+                         "--charlm-heads", "2", "--charlm-context", "16", "--charlm-eval-windows", "8",
+                         "--threads", "1", "--quiet", "--out", str(out)])
+    assert [r["regime"] for r in results] == ["charlm"]
+    saved = json.loads((out / "results.json").read_text())["results"][0]
+    assert {name: len(trials) for name, trials in saved["trials"].items()} == {"sgd": 2, "lsgd": 2, "mlsgd": 2}
+    assert saved["protocol"]["split_bytes"] == {"train": 5400, "val": 300, "test": 300}
+    for row in saved["summary"]:
+        assert row["config"]["lr"] in (0.1, 1.0) and 0 < row["test_loss"][0] < math.log(256) + 1
+    with open(out / "trials.csv") as f:
+        assert len(list(csv.reader(f))) == 1 + 6
+    with open(out / "finals.csv") as f:
+        assert len(list(csv.reader(f))) == 1 + 3
+    assert (out / "sensitivity.png").stat().st_size > 5_000 and (out / "curves.png").stat().st_size > 5_000
