@@ -4,7 +4,8 @@
 #                 torches: Debian's 1.13 (in place) and PyPI's 2.x (installed wheel)
 #   make demo     the main job: SGD vs LSGD vs MLSGD on Fashion-MNIST
 #   make bench    the benchmark suite (bench-torch2: the same against PyPI's torch)
-#   make saddle   GD, LSGD and MLSGD at a saddle; make attraction: the docs/ table
+#   make saddle   GD, LSGD and MLSGD at a saddle; make saddle-nets: saddle escape in
+#                 deep linear and tanh networks; make attraction: the docs/ table
 #   make install  install the C++ library (PREFIX=/usr/local)
 #   make check-install  pip install . and a wheel into fresh environments, then test them
 #
@@ -43,7 +44,7 @@ TORCH1_RUN := env TORCH_MLSGD_USE_INSTALLED=0 $(abspath $(PYTHON))
 TORCH2_RUN := env TORCH_MLSGD_USE_INSTALLED=1 $(abspath $(TORCH2_PYTHON))
 
 .PHONY: all deps build build-python build-cpp build-torch2 venv test test-torch1 test-torch2 \
-  test-cpp test-python check-install demo bench bench-torch2 saddle attraction install clean distclean
+  test-cpp test-python check-install demo bench bench-torch2 saddle saddle-nets attraction install clean distclean
 
 all: build
 
@@ -143,6 +144,11 @@ bench-torch2: build-torch2
 # GD, LSGD and MLSGD at a strict saddle (writes runs/saddle.png).
 saddle: build-python
 	$(PYTHON) examples/saddle.py
+
+# Saddle escape in deep linear and tanh networks (examples/saddle_nets.py): the default
+# size in a few minutes; docs/ holds the --full run's numbers and plots.
+saddle-nets: build-python
+	$(PYTHON) examples/saddle_nets.py
 
 # The attraction-region table and plot of docs/ (a few minutes).
 attraction: build-python

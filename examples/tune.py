@@ -1,4 +1,4 @@
-"""SGD vs LSGD vs MLSGD, each tuned with the same budget on a validation split (issue 11).
+"""SGD vs LSGD vs MLSGD, each tuned with the same budget on a validation split.
 
     python3 examples/tune.py                                # --regime full, small defaults (~1 min)
     python3 examples/tune.py --regime all --threads 1       # every regime, small defaults (a few minutes)
