@@ -14,9 +14,8 @@ Two saddle-dominated problems, full batch and deterministic (float64):
 2. **tanh network**: the same task, widths and small initialisation with tanh between
    the layers. Near the origin tanh(z) = z + O(z^3), so the saddles of the small-weight
    region are the linear network's to first order and the same levels L_k cut its
-   plateaus (exact for the linear network, approximate for this one: the midpoints
-   between levels are what the exit test uses, and the curves rest within a few percent
-   of the levels). Its nonlinearity changes how long it rests on each saddle.
+   plateaus (exact for the linear network, approximate for this one, whose exits are
+   cut at the same midpoints). Its nonlinearity changes how long it rests on each saddle.
 
 Plateau exit (both problems): plateau k ends at the first step at which the loss falls
 below the midpoint (L_k + L_{k+1}) / 2; the steps spent on plateau k are its exit step
@@ -154,7 +153,7 @@ def tanh_problem(steps: int, depth: int = 3, width: int = 32,
     """The deep linear network's task and initialisation with tanh between the layers.
     Near the origin tanh(z) = z + O(z^3): the saddles of the small-weight region are the
     linear network's to first order, and so are the levels used to cut the plateaus
-    (exact for the linear network, approximate here: see the README's measured levels)."""
+    (exact for the linear network, approximate here)."""
     linear = deep_linear_problem(steps, depth, width, singular_values)
     return Problem("tanh", f"tanh network (depth {depth}, width {width}) on the same task",
                    linear.inputs, linear.targets, linear.widths, torch.tanh, linear.levels,
@@ -303,6 +302,9 @@ def plot(problem: Problem, picks: Dict, runs: Dict, path: str) -> None:
         ax.axhline(level, color="gray", ls=":", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    # A diverging run would stretch the axis over tens of decades: cut it above the first level.
+    finite = [v for name in names for v in runs[name][0]["losses"] if 0 < v < math.inf]
+    ax.set_ylim(max(min(finite), 1e-12) / 2, 3 * problem.levels[0])
     ax.set_xlabel("step (log)")
     ax.set_ylabel("training loss")
     ax.set_title("loss of the first seed; dotted: plateau levels, dots: exits", fontsize=10)
@@ -435,6 +437,9 @@ def write_outputs(problem: Problem, result: Dict, args, summary_rows: List[Dict]
 
 
 def _median_iqr(values, total, fmt="{:.0f}"):
+    """Median [quartiles] of the finite values, with (k/total) when some are missing or
+    infinite (runs that never got there, or diverged)."""
+    values = [v for v in values if math.isfinite(v)]
     if not values:
         return f"never (0/{total})"
     q1, med, q3 = quartiles(values)
@@ -469,7 +474,7 @@ def main(argv=None) -> Dict:
     with open(os.path.join(args.out, "saddle_nets_summary.csv"), "w", newline="") as f:
         csv.writer(f).writerows([header] + table)
     with open(os.path.join(args.out, "saddle_nets.json"), "w") as f:
-        json.dump(report, f, indent=1)
+        json.dump(report, f, separators=(",", ":"))
     print("\nsteps on each plateau and to the target loss: median [quartiles] over seeds "
           f"{args.seeds}\n")
     widths = [max(len(str(r[i])) for r in [header] + table) for i in range(len(header))]
