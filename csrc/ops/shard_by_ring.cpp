@@ -23,14 +23,7 @@ namespace ops {
 
 at::Tensor laplacian_smooth_shard_by_ring(const at::Tensor& shard, const at::Tensor& left,
                                           const at::Tensor& right, double sigma, int64_t order) {
-  check_smoothable(shard, "input");
-  check_smoothable(left, "left halo");
-  check_smoothable(right, "right halo");
-  check_sigma(sigma);
-  check_order(order);
-  TORCH_CHECK_VALUE(left.scalar_type() == shard.scalar_type() && right.scalar_type() == shard.scalar_type(),
-                    "laplacian_smooth_shard: the halos must have the shard's dtype ", shard.scalar_type(),
-                    ", got ", left.scalar_type(), " and ", right.scalar_type());
+  check_shard_args(shard, left, right, sigma, order);
   const auto filter =
       core::make_recursive_filter(sigma, order, truncation_tolerance(compute_dtype(shard.scalar_type())));
   if (filter.is_identity() || shard.numel() == 0) {
@@ -39,8 +32,7 @@ at::Tensor laplacian_smooth_shard_by_ring(const at::Tensor& shard, const at::Ten
   TORCH_CHECK_VALUE(filter.warmup >= 0, "laplacian_smooth_shard: sigma=", sigma, ", order=", order,
                     " needs a warm-up beyond ", core::kMaxWarmup, " elements; gather the ring instead");
   const int64_t warmup = filter.warmup;
-  TORCH_CHECK_VALUE(left.numel() >= warmup && right.numel() >= warmup, "laplacian_smooth_shard: each halo needs ",
-                    warmup, " elements (mlsgd::direct_warmup), got ", left.numel(), " and ", right.numel());
+  check_halo_lengths(left, right, warmup);
   const at::Tensor ring = at::cat({left.reshape({-1}).narrow(0, left.numel() - warmup, warmup),
                                    shard.reshape({-1}),
                                    right.reshape({-1}).narrow(0, 0, warmup)});

@@ -30,6 +30,23 @@ void check_order(int64_t order) {
   TORCH_CHECK_VALUE(order >= 1, "Invalid order value: ", order, " (must be >= 1)");
 }
 
+void check_shard_args(const at::Tensor& shard, const at::Tensor& left, const at::Tensor& right,
+                      double sigma, int64_t order) {
+  check_smoothable(shard, "input");
+  check_smoothable(left, "left halo");
+  check_smoothable(right, "right halo");
+  check_sigma(sigma);
+  check_order(order);
+  TORCH_CHECK_VALUE(left.scalar_type() == shard.scalar_type() && right.scalar_type() == shard.scalar_type(),
+                    "laplacian_smooth_shard: the halos must have the shard's dtype ", shard.scalar_type(),
+                    ", got ", left.scalar_type(), " and ", right.scalar_type());
+}
+
+void check_halo_lengths(const at::Tensor& left, const at::Tensor& right, int64_t warmup) {
+  TORCH_CHECK_VALUE(left.numel() >= warmup && right.numel() >= warmup, "laplacian_smooth_shard: each halo needs ",
+                    warmup, " elements (mlsgd::direct_warmup), got ", left.numel(), " and ", right.numel());
+}
+
 void check_smoothable(const at::Tensor& tensor, const char* what) {
   TORCH_CHECK_VALUE(tensor.defined(), "laplacian_smooth: the ", what, " is an undefined tensor");
   TORCH_CHECK_TYPE(tensor.layout() == at::kStrided, "laplacian_smooth: sparse ", what,

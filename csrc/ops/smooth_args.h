@@ -28,6 +28,13 @@ void check_smoothable(const at::Tensor& tensor, const char* what);
 void check_smooth_args(const at::Tensor& self, double sigma, int64_t order,
                        c10::string_view backend);
 
+// laplacian_smooth_shard's arguments, on every device: three smoothable
+// tensors of one dtype, a valid sigma and order. check_halo_lengths: each halo
+// holds at least the `warmup` elements the direct route reads on its side.
+void check_shard_args(const at::Tensor& shard, const at::Tensor& left, const at::Tensor& right,
+                      double sigma, int64_t order);
+void check_halo_lengths(const at::Tensor& left, const at::Tensor& right, int64_t warmup);
+
 // Relative truncation tolerance of the direct route's start values for this
 // compute dtype: about the unit roundoff of the stored result, with a margin.
 double truncation_tolerance(at::ScalarType dtype);

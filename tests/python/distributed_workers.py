@@ -129,14 +129,19 @@ def batch_of(step, rank=None, world=None):
     return x[rank * per_rank:(rank + 1) * per_rank], y[rank * per_rank:(rank + 1) * per_rank]
 
 
-def train_engine_single(name, flatten, steps=FSDP_STEPS):
-    model = make_sharded_model()
-    optimizer = make_engine_optimizer(name, model.parameters(), flatten)
-    for step in range(steps):
-        x, y = batch_of(step)
+def _train_engine(model, optimizer, first, steps, rank=None, world=None):
+    """Steps [first, first + steps) on the global batches, or on rank's slices of them."""
+    for step in range(first, first + steps):
+        x, y = batch_of(step, rank, world)
         optimizer.zero_grad()
         torch.nn.functional.mse_loss(model(x), y).backward()
         optimizer.step()
+
+
+def train_engine_single(name, flatten, steps=FSDP_STEPS):
+    model = make_sharded_model()
+    optimizer = make_engine_optimizer(name, model.parameters(), flatten)
+    _train_engine(model, optimizer, 0, steps)
     return [p.detach().clone() for p in model.parameters()]
 
 
@@ -169,11 +174,7 @@ def fsdp2_worker(rank, world, init_file, out):
         model = _fsdp_model(world)
         optimizer = make_engine_optimizer(name, model.parameters(), flatten)
         with torch_mlsgd.distributed.count_communication() as count:
-            for step in range(FSDP_STEPS):
-                x, y = batch_of(step, rank, world)
-                optimizer.zero_grad()
-                torch.nn.functional.mse_loss(model(x), y).backward()  # FSDP averages the gradients
-                optimizer.step()
+            _train_engine(model, optimizer, 0, FSDP_STEPS, rank, world)  # FSDP averages the gradients
         state_types = sorted({type(s["momentum_buffer"]).__name__ for s in optimizer.state.values()})
         results[name, flatten] = {"params": _full(model.parameters()), "calls": count.calls,
                                   "received": count.received, "state_types": state_types}
@@ -196,11 +197,7 @@ def zero_worker(rank, world, init_file, out):
                                                     momentum=0.9, weight_decay=1e-3, **extra)
             else:
                 optimizer = make_engine_optimizer(name, model.parameters())
-            for step in range(FSDP_STEPS):
-                x, y = batch_of(step, rank, world)
-                optimizer.zero_grad()
-                torch.nn.functional.mse_loss(model(x), y).backward()
-                optimizer.step()
+            _train_engine(model, optimizer, 0, FSDP_STEPS, rank, world)
             results[name, kind] = [p.detach().clone() for p in model.parameters()]
     torch.save(results, os.path.join(out, f"rank{rank}.pt"))
     dist.destroy_process_group()
@@ -215,14 +212,6 @@ def _engine(kind, world, name):
     else:
         model = torch.nn.parallel.DistributedDataParallel(make_sharded_model())
     return model, make_engine_optimizer(name, model.parameters())
-
-
-def _train_engine(model, optimizer, first, steps):
-    for step in range(first, first + steps):
-        x, y = batch_of(step)
-        optimizer.zero_grad()
-        torch.nn.functional.mse_loss(model(x), y).backward()
-        optimizer.step()
 
 
 def _full_optimizer_state(optimizer):

@@ -86,16 +86,7 @@ void laplacian_smooth_cpu_(at::Tensor& self, double sigma, int64_t order, c10::s
 
 at::Tensor laplacian_smooth_shard_cpu(const at::Tensor& shard, const at::Tensor& left,
                                       const at::Tensor& right, double sigma, int64_t order) {
-  check_smoothable(shard, "input");
-  check_smoothable(left, "left halo");
-  check_smoothable(right, "right halo");
-  check_sigma(sigma);
-  check_order(order);
-  TORCH_CHECK_VALUE(left.scalar_type() == shard.scalar_type() &&
-                        right.scalar_type() == shard.scalar_type(),
-                    "laplacian_smooth_shard: the halos must have the shard's dtype ",
-                    shard.scalar_type(), ", got ", left.scalar_type(), " and ",
-                    right.scalar_type());
+  check_shard_args(shard, left, right, sigma, order);
   const at::ScalarType dtype = compute_dtype(shard.scalar_type());
   const auto filter = core::make_recursive_filter(sigma, order, truncation_tolerance(dtype));
   if (filter.is_identity() || shard.numel() == 0) {
@@ -105,10 +96,7 @@ at::Tensor laplacian_smooth_shard_cpu(const at::Tensor& shard, const at::Tensor&
                     "apply sigma=", sigma, ", order=", order, " (orders up to ", kMaxDirectOrder,
                     ", warm-ups up to ", core::kMaxWarmup, " elements); gather the ring instead");
   const int64_t warmup = filter.warmup;
-  TORCH_CHECK_VALUE(left.numel() >= warmup && right.numel() >= warmup,
-                    "laplacian_smooth_shard: each halo needs ", warmup,
-                    " elements (mlsgd::direct_warmup), got ", left.numel(), " and ",
-                    right.numel());
+  check_halo_lengths(left, right, warmup);
   const at::Tensor input = shard.to(dtype).contiguous().view({-1});
   const at::Tensor l = left.to(dtype).contiguous().view({-1}).narrow(0, left.numel() - warmup, warmup);
   const at::Tensor r = right.to(dtype).contiguous().view({-1}).narrow(0, 0, warmup);
