@@ -8,8 +8,8 @@
 #   B  the wheel that `pip wheel --no-build-isolation .` built in A, installed
 #      into a second fresh environment; then the whole Python suite against it.
 #
-# `make check-install` runs it (about 25 minutes on 2 cores, most of it pip
-# downloading torch twice and one build). It needs PyPI; the C++ package is
+# `make check-install` runs it (long: pip downloads torch into two environments
+# and builds the extension twice). It needs PyPI; the C++ package is
 # checked by CTest's install_and_consume in `make test` on both torches.
 #
 #   tools/check_install.sh [WORK_DIR]     (default: build/check-install)
