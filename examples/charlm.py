@@ -24,10 +24,8 @@ import argparse
 import hashlib
 import math
 import os
-import statistics
 import sys
 import sysconfig
-import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -178,7 +176,7 @@ def fit(optimizer_name: str, seed: int, train_tokens: torch.Tensor, eval_tokens:
     ``args`` carries the model size (d_model, layers, heads, context), batch_size, epochs,
     eval_windows, curve_every and what ``compare.make_optimizer`` reads (lr, momentum,
     weight_decay, sigma, mlsgd_seed). The learning rate decays to 0 on a cosine over all
-    steps, as in compare.py. Raises RuntimeError on a non-finite training loss.
+    steps, as in compare.py. Raises compare.Diverged on a non-finite training loss.
     """
     torch.manual_seed(seed)  # identical initial weights for every optimizer of a seed
     model = CharTransformer(args.d_model, args.layers, args.heads, args.context)
@@ -187,31 +185,20 @@ def fit(optimizer_name: str, seed: int, train_tokens: torch.Tensor, eval_tokens:
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs * per_epoch)
     order = torch.Generator().manual_seed(seed)  # identical windows for every optimizer of a seed
     last_start = train_tokens.numel() - args.context - 1
+
+    def loss_of(starts):
+        x, y = windows(train_tokens, starts, args.context)
+        return F.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1)), starts.numel()
+
     epochs = []
     for epoch in range(args.epochs):
-        losses, step_seconds = [], 0.0
-        start = time.perf_counter()
-        for _ in progress(range(per_epoch), desc=f"{compare.NAMES[optimizer_name]:5s} seed {seed} "
-                                                 f"epoch {epoch + 1}", leave=False):
-            x, y = windows(train_tokens, torch.randint(0, last_start + 1, (args.batch_size,), generator=order),
-                           args.context)
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1))
-            loss.backward()
-            tick = time.perf_counter()
-            optimizer.step()
-            step_seconds += time.perf_counter() - tick
-            scheduler.step()
-            losses.append(loss.item())
-            if not math.isfinite(losses[-1]):
-                raise RuntimeError(f"{compare.NAMES[optimizer_name]} diverged (loss {losses[-1]}) at epoch "
-                                   f"{epoch + 1}; try a smaller --lr")
-        seconds = time.perf_counter() - start
+        bar = progress(range(per_epoch), desc=f"{compare.NAMES[optimizer_name]:5s} seed {seed} epoch {epoch + 1}",
+                       leave=False)
+        record = compare.train_epoch(
+            optimizer, scheduler, (torch.randint(0, last_start + 1, (args.batch_size,), generator=order) for _ in bar),
+            loss_of, compare.NAMES[optimizer_name], epoch + 1, args.curve_every)
         eval_loss = evaluate(model, eval_tokens, args.eval_windows)
-        epochs.append(dict(epoch=epoch + 1, train_loss=statistics.fmean(losses), eval_loss=eval_loss,
-                           seconds=seconds, step_ms=1e3 * step_seconds / per_epoch,
-                           loss_curve=[statistics.fmean(losses[i:i + args.curve_every])
-                                       for i in range(0, len(losses), args.curve_every)]))
+        epochs.append(dict(epoch=epoch + 1, train_loss=record.pop("train_loss"), eval_loss=eval_loss, **record))
     return model, epochs
 
 

@@ -81,6 +81,39 @@ def evaluate(model, images, labels, batch_size=2000):
     return loss / images.shape[0], correct / images.shape[0]
 
 
+class Diverged(RuntimeError):
+    """A training loss became non-finite: the run cannot go on (a smaller lr may)."""
+
+
+def train_epoch(optimizer, scheduler, batches, loss_of, label, epoch, curve_every):
+    """One epoch of steps over ``batches``: its training record (evaluation is the caller's).
+
+    ``loss_of(batch)`` returns the batch's mean loss and its number of examples. A batch of
+    none (Opacus' Poisson sampling can draw one) is stepped on all the same, as the privacy
+    accounting assumes, but not counted in the losses. Only ``optimizer.step()`` is in
+    ``step_ms``. Shared by this script, charlm.py and tune.py's DP training, so that every
+    optimizer is trained and timed the same way. Raises :class:`Diverged` on a non-finite loss.
+    """
+    losses, step_seconds, steps = [], 0.0, 0
+    start = time.perf_counter()
+    for batch in batches:
+        optimizer.zero_grad()
+        loss, count = loss_of(batch)
+        loss.backward()
+        tick = time.perf_counter()
+        optimizer.step()
+        step_seconds += time.perf_counter() - tick
+        scheduler.step()
+        steps += 1
+        if count:
+            losses.append(loss.item())
+            if not math.isfinite(losses[-1]):
+                raise Diverged(f"{label} diverged (loss {losses[-1]}) at epoch {epoch}; try a smaller --lr")
+    return dict(train_loss=statistics.fmean(losses), seconds=time.perf_counter() - start,
+                step_ms=1e3 * step_seconds / steps,
+                loss_curve=[statistics.fmean(losses[i:i + curve_every]) for i in range(0, len(losses), curve_every)])
+
+
 def train(optimizer_name, seed, data, args, progress):
     train_x, train_y, test_x, test_y = data
     torch.manual_seed(seed)
@@ -89,33 +122,21 @@ def train(optimizer_name, seed, data, args, progress):
     steps_per_epoch = math.ceil(train_x.shape[0] / args.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs * steps_per_epoch)
     order = torch.Generator().manual_seed(seed)  # identical data order for every optimizer of a seed
+
+    def loss_of(batch):
+        return F.cross_entropy(model(train_x[batch]), train_y[batch]), batch.numel()
+
     epochs = []
     for epoch in range(args.epochs):
         permutation = torch.randperm(train_x.shape[0], generator=order)
-        losses, step_seconds = [], 0.0
-        start = time.perf_counter()
         bar = progress(range(steps_per_epoch), desc=f"{NAMES[optimizer_name]:5s} seed {seed} epoch {epoch + 1}",
                        leave=False)
-        for step in bar:
-            batch = permutation[step * args.batch_size:(step + 1) * args.batch_size]
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(train_x[batch]), train_y[batch])
-            loss.backward()
-            tick = time.perf_counter()
-            optimizer.step()
-            step_seconds += time.perf_counter() - tick
-            scheduler.step()
-            losses.append(loss.item())
-            if not math.isfinite(losses[-1]):
-                raise RuntimeError(f"{NAMES[optimizer_name]} diverged (loss {losses[-1]}) at epoch {epoch + 1}; "
-                                   f"try a smaller --lr")
-        seconds = time.perf_counter() - start
+        record = train_epoch(optimizer, scheduler,
+                             (permutation[step * args.batch_size:(step + 1) * args.batch_size] for step in bar),
+                             loss_of, NAMES[optimizer_name], epoch + 1, args.curve_every)
         test_loss, test_accuracy = evaluate(model, test_x, test_y)
-        epochs.append(dict(epoch=epoch + 1, train_loss=statistics.fmean(losses), test_loss=test_loss,
-                           test_accuracy=test_accuracy, seconds=seconds,
-                           step_ms=1e3 * step_seconds / steps_per_epoch,
-                           loss_curve=[statistics.fmean(losses[i:i + args.curve_every])
-                                       for i in range(0, len(losses), args.curve_every)]))
+        epochs.append(dict(epoch=epoch + 1, train_loss=record.pop("train_loss"), test_loss=test_loss,
+                           test_accuracy=test_accuracy, **record))
     return epochs
 
 

@@ -2,8 +2,9 @@
 
     python3 examples/tune.py                                # --regime full, small defaults (~1 min)
     python3 examples/tune.py --regime all --threads 1       # every regime, small defaults (a few minutes)
-    python3 examples/tune.py --regime full --full           # the real study size (hours; docs/comparison.md)
+    python3 examples/tune.py --regime full --full           # the study's size (about 30 min on one thread)
     .venv/bin/python examples/tune.py --regime dp           # DP-SGD vs DP-LSGD vs DP-MLSGD (needs Opacus)
+    python3 examples/tune.py --report docs/study            # the committed study's verdict table; runs nothing
 
 The protocol, the same for every regime (docs/comparison.md has the grids and the sizes):
 
@@ -37,8 +38,10 @@ noise multiplier, clipping norm, epochs and batch size for every optimizer) and 
 (examples/charlm.py's byte-level transformer on the stdlib's source; no accuracy, so
 selection by validation loss). Defaults are small (subsets, 1 epoch, 4 trials per
 optimizer, 2 seeds) so that every regime runs in a few minutes on 2 cores; --full gives the
-real study sizes. Written to --out: results.json (everything), trials.csv, finals.csv,
-sensitivity.png (validation loss against lr) and curves.png (training loss of the picks).
+study's sizes (15 trials per optimizer, 21 for dp; 3 seeds; docs/study holds its results). Written to
+--out: results.json (everything), trials.csv, finals.csv, sensitivity.png (validation loss
+against lr) and curves.png (training loss of the picks). --report reads such results.json
+files back, prints their verdict table and, with --out, writes their merge.
 """
 
 import argparse
@@ -69,6 +72,7 @@ OPTIMIZERS = compare.OPTIMIZERS
 NAMES = compare.NAMES
 REGIMES = ("full", "small-batch", "dp", "charlm")
 TRAIN_IMAGES, VAL_IMAGES = 50_000, 10_000  # Fashion-MNIST's 60 000 training images, cut by position
+DEFAULT_OUT = os.path.join("runs", "tune")
 TUNE_SEED = 100  # trials train from this seed; the reported runs use --seeds (0, 1, ... by default)
 OPACUS_PIN = "opacus==1.6.0"
 # RDP orders for the accountant: Opacus' defaults (1.1 ... 63) and more. Short runs with a
@@ -375,9 +379,7 @@ class FashionRegime(Regime):
         args = trial_args(self.base, config, seed)
         try:
             epochs = compare.train(optimizer, seed, (train_x, train_y, eval_x, eval_y), args, _quiet)
-        except RuntimeError as error:
-            if "diverged" not in str(error):
-                raise
+        except compare.Diverged as error:
             return _diverged([], error)
         # compare.train calls its evaluation split "test"; here it is whichever split was asked for.
         epochs = [dict(epoch=e["epoch"], train_loss=e["train_loss"], eval_loss=e["test_loss"],
@@ -432,7 +434,7 @@ class DPRegime(FashionRegime):
         try:
             epsilon = train_dp(optimizer, seed, self.data.train, (eval_x, eval_y), args, self.noise_multiplier,
                                self.max_grad_norm, self.delta, epochs)
-        except FloatingPointError as error:
+        except compare.Diverged as error:
             return _diverged(epochs, error)
         return dict(epochs=epochs, diverged=not math.isfinite(epochs[-1]["eval_loss"]), info=dict(epsilon=epsilon))
 
@@ -447,7 +449,7 @@ def train_dp(optimizer_name: str, seed: int, train: Tuple[torch.Tensor, torch.Te
              max_grad_norm: float, delta: float, epochs: List[Dict]) -> float:
     """Opacus training of LeNet with one optimizer; appends per-epoch records to ``epochs``.
 
-    Returns the accountant's epsilon at ``delta`` after the run. Raises FloatingPointError
+    Returns the accountant's epsilon at ``delta`` after the run. Raises compare.Diverged
     when the training loss becomes non-finite (the records so far stay in ``epochs``).
     """
     from opacus import PrivacyEngine
@@ -475,30 +477,19 @@ def _train_dp(PrivacyEngine, optimizer_name, seed, train, evaluation, args, nois
                                                    noise_generator=torch.Generator().manual_seed(seed + 1))
     steps_per_epoch = len(loader)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs * steps_per_epoch)
+
+    def loss_of(batch):
+        x, y = batch
+        # sum / count rather than reduction="mean": a Poisson batch can be empty, and then the
+        # loss is 0 instead of nan (Opacus scales per-sample gradients by the batch length).
+        return F.cross_entropy(model(x), y, reduction="sum") / max(1, y.shape[0]), y.shape[0]
+
     for epoch in range(args.epochs):
-        losses, step_seconds = [], 0.0
-        start = time.perf_counter()
-        for x, y in loader:
-            optimizer.zero_grad()
-            # sum / count rather than reduction="mean": a Poisson batch can be empty, and then the
-            # loss is 0 instead of nan (Opacus scales per-sample gradients by the batch length).
-            loss = F.cross_entropy(model(x), y, reduction="sum") / max(1, y.shape[0])
-            loss.backward()
-            tick = time.perf_counter()
-            optimizer.step()
-            step_seconds += time.perf_counter() - tick
-            scheduler.step()
-            if y.shape[0]:
-                losses.append(loss.item())
-                if not math.isfinite(losses[-1]):
-                    raise FloatingPointError(f"DP-{NAMES[optimizer_name]} diverged (loss {losses[-1]}) at epoch "
-                                             f"{epoch + 1}")
-        seconds = time.perf_counter() - start
+        record = compare.train_epoch(optimizer, scheduler, loader, loss_of, f"DP-{NAMES[optimizer_name]}", epoch + 1,
+                                     args.curve_every)
         eval_loss, eval_accuracy = compare.evaluate(model, *evaluation)
-        epochs.append(dict(epoch=epoch + 1, train_loss=statistics.fmean(losses), eval_loss=eval_loss,
-                           eval_accuracy=eval_accuracy, seconds=seconds, step_ms=1e3 * step_seconds / steps_per_epoch,
-                           loss_curve=[statistics.fmean(losses[i:i + args.curve_every])
-                                       for i in range(0, len(losses), args.curve_every)]))
+        epochs.append(dict(epoch=epoch + 1, train_loss=record.pop("train_loss"), eval_loss=eval_loss,
+                           eval_accuracy=eval_accuracy, **record))
     return engine.accountant.get_epsilon(delta, alphas=RDP_ALPHAS)
 
 
@@ -520,9 +511,7 @@ class CharLMRegime(Regime):
         args = trial_args(self.base, config, seed)
         try:
             epochs = charlm.train(optimizer, seed, self.parts["train"], self.parts[split], args)
-        except RuntimeError as error:
-            if "diverged" not in str(error):
-                raise
+        except compare.Diverged as error:
             return _diverged([], error)
         for e in epochs:
             e["eval_accuracy"] = None
@@ -648,14 +637,14 @@ def study(regime: Regime, space: Space, tune_seed: int, seeds: Sequence[int], se
 #: Per regime, the small default and the --full study size. Explicit flags win over both.
 SIZES = {
     "full": dict(small=dict(train_size=8192, val_size=1000, epochs=1, batch_size=128, lrs=log_grid(3e-3, 3, 4)),
-                 full=dict(train_size=0, val_size=0, epochs=10, batch_size=128, lrs=log_grid(1e-3, 1, 7))),
+                 full=dict(train_size=0, val_size=0, epochs=3, batch_size=128, lrs=log_grid(3e-3, 0.3, 5))),
     "small-batch": dict(small=dict(train_size=1200, val_size=1000, epochs=1, batch_size=4,
                                    lrs=log_grid(3e-4, 0.3, 4)),
-                        full=dict(train_size=6000, val_size=0, epochs=2, batch_size=4, lrs=log_grid(3e-4, 0.3, 7))),
+                        full=dict(train_size=6000, val_size=0, epochs=2, batch_size=4, lrs=log_grid(1e-3, 0.1, 5))),
     "dp": dict(small=dict(train_size=2048, val_size=1000, epochs=1, batch_size=128, lrs=log_grid(1e-2, 10, 4)),
-               full=dict(train_size=0, val_size=0, epochs=3, batch_size=256, lrs=log_grid(1e-2, 10, 7))),
+               full=dict(train_size=20000, val_size=0, epochs=2, batch_size=256, lrs=log_grid(0.01, 10, 7))),
     "charlm": dict(small=dict(charlm.SMALL, lrs=log_grid(1e-2, 10, 4)),
-                   full=dict(charlm.FULL, lrs=log_grid(3e-3, 3, 7))),
+                   full=dict(charlm.FULL, chars=300_000, lrs=log_grid(1e-2, 1, 5))),
 }
 SECOND_AXES = dict(small=dict(sgd_momenta=[0.9], sigmas=[1.0], seeds=[0, 1]),
                    full=dict(sgd_momenta=[0.0, 0.5, 0.9], sigmas=[0.5, 1.0, 2.0], seeds=[0, 1, 2]))
@@ -689,7 +678,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     charlm.add_model_arguments(parser, prefix="charlm-")
     parser.add_argument("--data-dir", default=fashion_mnist.DEFAULT_DIR)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--out", default=os.path.join("runs", "tune"))
+    parser.add_argument("--out", help=f"folder for the outputs (default {DEFAULT_OUT}; with --report: none)")
+    parser.add_argument("--report", nargs="+", metavar="RESULTS",
+                        help="run nothing: print the verdict table of earlier runs (results.json files or their "
+                             "folders, e.g. docs/study); with --out, also write their merge there")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="only the final table")
     args = parser.parse_args(argv)
@@ -877,8 +869,104 @@ def _plain(value):
     return value
 
 
+def _nan(value):
+    return math.nan if value is None else value
+
+
+def _restore(result: Dict) -> Dict:
+    """Undo :func:`_plain` where a number is expected: the nulls that were NaN become NaN again.
+
+    Only the numeric fields are touched; nulls that mean "none" (an accuracy the LM does
+    not have, a largest stable lr that does not exist) stay null.
+    """
+    for trials in result["trials"].values():
+        for t in trials:
+            t["val_loss"] = _nan(t["val_loss"])
+            t["loss_curve"] = [_nan(x) for x in t.get("loss_curve", [])]
+    for row in result["summary"]:
+        row["test_loss"] = [_nan(x) for x in row["test_loss"]]
+        if row["test_accuracy"] is not None:
+            row["test_accuracy"] = [_nan(x) for x in row["test_accuracy"]]
+        for key in ("val_loss", "test_perplexity", "seconds_per_epoch", "step_ms"):
+            row[key] = _nan(row.get(key))
+    for runs in result["finals"].values():
+        for run in runs:
+            for e in run["epochs"]:
+                for key in ("train_loss", "eval_loss", "seconds", "step_ms"):
+                    e[key] = _nan(e[key])
+                e["loss_curve"] = [_nan(x) for x in e["loss_curve"]]
+    return result
+
+
+def load_results(paths: Sequence[str]) -> Tuple[List[Dict], List[Dict]]:
+    """The regimes' results of earlier runs, in the order given, and where each came from.
+
+    Each path is a results.json written by this script (one run, or a merge written by
+    ``--report ... --out``) or a folder holding one. A regime that appears twice is an
+    error: a table must not silently show one of two different runs.
+    """
+    results: List[Dict] = []
+    sources: List[Dict] = []
+    for path in paths:
+        file = os.path.join(path, "results.json") if os.path.isdir(path) else path
+        try:
+            with open(file) as f:
+                saved = json.load(f)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"cannot read results from {path!r}: {error}") from error
+        if not isinstance(saved, dict) or "results" not in saved:
+            raise ValueError(f"{file!r} is not a results.json written by tune.py (it has no 'results')")
+        # A merged file lists its own sources; a single run is its own source.
+        sources.extend(saved.get("sources") or [dict(path=file, config=saved.get("config"),
+                                                     torch=saved.get("torch"), seconds=saved.get("seconds"),
+                                                     torch_mlsgd=saved.get("torch_mlsgd"))])
+        for result in saved["results"]:
+            if any(r["regime"] == result["regime"] for r in results):
+                raise ValueError(f"regime {result['regime']!r} appears twice (again in {file!r})")
+            results.append(_restore(result))
+    return results, sources
+
+
+def describe_source(source: Dict) -> str:
+    """One line: which run a result came from (torch, sizes, seeds, wall-clock)."""
+    config = source.get("config") or {}
+    seconds = source.get("seconds")
+    return (f"{source.get('path')}: regimes {','.join(config.get('regimes', []))}, "
+            f"{'full' if config.get('full') else 'small default'} sizes, torch {source.get('torch')}, "
+            f"{config.get('threads')} thread(s), tuning seed {config.get('tune_seed')}, reported seeds "
+            f"{','.join(map(str, config.get('seeds', [])))}"
+            + ("" if seconds is None else f", {seconds / 60:.0f} min"))
+
+
+def write_outputs(out: str, saved: Dict, results: Sequence[Dict], plots: bool) -> None:
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(_plain(saved), f, indent=1)
+    write_csvs(results, out)
+    if plots:
+        plot(results, out)
+    print(f"wrote {out}/results.json, trials.csv, finals.csv" + (", sensitivity.png, curves.png" if plots else ""))
+
+
+def report(args: argparse.Namespace) -> List[Dict]:
+    """--report: the verdict table of earlier runs; with --out, their merge (JSON, CSVs, plots)."""
+    try:
+        results, sources = load_results(args.report)
+    except ValueError as error:
+        sys.exit(f"tune.py: {error}")
+    print(format_verdict(results))
+    print("\nfrom " + "\n     ".join(describe_source(s) for s in sources))
+    if args.out is not None:
+        write_outputs(args.out, dict(sources=sources, results=results), results, not args.no_plots)
+    return results
+
+
 def main(argv=None) -> List[Dict]:
     args = parse_args(argv)
+    if args.report:
+        return report(args)
+    if args.out is None:
+        args.out = DEFAULT_OUT
     torch.set_num_threads(args.threads)
     log = (lambda _: None) if args.quiet else (lambda line: print(line, flush=True))
     if "dp" in args.regimes and import_opacus() is None:
@@ -905,16 +993,9 @@ def main(argv=None) -> List[Dict]:
     print(f"\ntotal {total:.0f} s, torch {torch.__version__}, {args.threads} thread(s), torch_mlsgd "
           f"{torch_mlsgd.__version__}; {'full' if args.full else 'small default'} sizes; selected by validation "
           f"{args.select_by}, tuning seed {args.tune_seed}, reported seeds {','.join(map(str, args.seeds))}")
-    os.makedirs(args.out, exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k not in ("quiet",)}
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(_plain(dict(config=config, results=results, seconds=total, torch=torch.__version__,
-                              torch_mlsgd=torch_mlsgd.__version__)), f, indent=1)
-    write_csvs(results, args.out)
-    if not args.no_plots:
-        plot(results, args.out)
-    print(f"wrote {args.out}/results.json, trials.csv, finals.csv"
-          + ("" if args.no_plots else ", sensitivity.png, curves.png"))
+    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "report")}
+    write_outputs(args.out, dict(config=config, results=results, seconds=total, torch=torch.__version__,
+                                 torch_mlsgd=torch_mlsgd.__version__), results, not args.no_plots)
     return results
 
 

@@ -1,5 +1,6 @@
 """The tuning protocol of examples/tune.py: splits, budgets, selection on validation only, the verdict."""
 
+import argparse
 import csv
 import json
 import math
@@ -216,12 +217,14 @@ def test_dp_regime_without_opacus_exits_with_a_clear_message(monkeypatch):
     assert "Opacus" in str(info.value.code) and tune.OPACUS_PIN in str(info.value.code)
 
 
+TINY_CHARLM = ["--regime", "charlm", "--lrs", "0.1,1", "--seeds", "0", "--batch-size", "8", "--charlm-chars", "6000",
+               "--charlm-d-model", "16", "--charlm-layers", "1", "--charlm-heads", "2", "--charlm-context", "16",
+               "--charlm-eval-windows", "8", "--threads", "1", "--quiet"]
+
+
 def test_tiny_charlm_study_end_to_end(tmp_path):
     out = tmp_path / "tune"
-    results = tune.main(["--regime", "charlm", "--lrs", "0.1,1", "--seeds", "0", "--batch-size", "8",
-                         "--charlm-chars", "6000", "--charlm-d-model", "16", "--charlm-layers", "1",
-                         "--charlm-heads", "2", "--charlm-context", "16", "--charlm-eval-windows", "8",
-                         "--threads", "1", "--quiet", "--out", str(out)])
+    results = tune.main(TINY_CHARLM + ["--out", str(out)])
     assert [r["regime"] for r in results] == ["charlm"]
     saved = json.loads((out / "results.json").read_text())["results"][0]
     assert {name: len(trials) for name, trials in saved["trials"].items()} == {"sgd": 2, "lsgd": 2, "mlsgd": 2}
@@ -233,3 +236,72 @@ def test_tiny_charlm_study_end_to_end(tmp_path):
     with open(out / "finals.csv") as f:
         assert len(list(csv.reader(f))) == 1 + 3
     assert (out / "sensitivity.png").stat().st_size > 5_000 and (out / "curves.png").stat().st_size > 5_000
+
+
+def test_a_diverging_trial_is_recorded_and_never_picked(tmp_path):
+    # SGD at lr 30 takes the tiny LM's loss to nan within the first epoch (as measured).
+    results = tune.main(TINY_CHARLM + ["--optimizers", "sgd", "--lrs", "0.1,30", "--no-plots", "--out", str(tmp_path)])
+    trials = results[0]["trials"]["sgd"]
+    assert [(t["config"]["lr"], t["status"]) for t in trials] == [(0.1, "ok"), (30.0, "diverged")]
+    assert results[0]["summary"][0]["config"]["lr"] == 0.1
+    args = tune.trial_args(argparse.Namespace(**dict(charlm.SMALL, chars=6000, d_model=16, layers=1, heads=2,
+                                                     context=16, eval_windows=8, batch_size=8, curve_every=5,
+                                                     weight_decay=0.0, mlsgd_seed=0)),
+                           dict(lr=30.0, momentum=0.9), seed=0)
+    parts = charlm.split_corpus(charlm.load_corpus(args.chars))
+    with pytest.raises(tune.compare.Diverged, match=r"SGD diverged \(loss (nan|inf)\) at epoch 1; try a smaller --lr"):
+        charlm.train("sgd", 0, parts["train"], parts["val"], args)
+
+
+def test_report_prints_and_merges_earlier_runs_without_running_anything(tmp_path, capsys, monkeypatch):
+    lm, small = tmp_path / "lm", tmp_path / "small"
+    tune.main(TINY_CHARLM + ["--seeds", "0,1", "--no-plots", "--out", str(lm)])
+    tune.main(["--regime", "small-batch", "--train-size", "48", "--val-size", "32", "--lrs", "0.01", "--seeds", "0",
+               "--threads", "1", "--quiet", "--no-plots", "--out", str(small)])
+    capsys.readouterr()
+    # --report trains nothing: any regime run would fail now.
+    monkeypatch.setattr(tune, "run_trials", lambda *a, **k: pytest.fail("--report ran a trial"))
+    merged = tmp_path / "merged"
+    results = tune.main(["--report", str(lm), str(small / "results.json"), "--out", str(merged), "--no-plots"])
+    printed = capsys.readouterr().out
+    assert [r["regime"] for r in results] == ["charlm", "small-batch"]
+    for regime, optimizer in (("charlm", "SGD"), ("small-batch", "MLSGD")):
+        assert any(line.startswith(f"| {regime} ") and f"| {optimizer} " in line for line in printed.splitlines())
+    assert f"from {lm / 'results.json'}: regimes charlm, small default sizes" in printed
+    assert f"{small / 'results.json'}: regimes small-batch" in printed
+    saved = json.loads((merged / "results.json").read_text())
+    assert len(saved["sources"]) == 2 and [r["regime"] for r in saved["results"]] == ["charlm", "small-batch"]
+    originals = [json.loads((d / "results.json").read_text())["results"][0] for d in (lm, small)]
+    assert [r["summary"] for r in saved["results"]] == [r["summary"] for r in originals]
+    with open(merged / "trials.csv") as f:
+        assert len(list(csv.reader(f))) == 1 + 6 + 3
+    with open(merged / "finals.csv") as f:  # charlm: 3 optimizers x 2 seeds x 1 epoch; small-batch: 3 x 1 x 1
+        assert len(list(csv.reader(f))) == 1 + 6 + 3
+
+    # A merge reads back as the same table, its sources kept.
+    tune.main(["--report", str(merged)])
+    again = capsys.readouterr().out
+    assert again.split("\nfrom ")[0] == printed.split("\nfrom ")[0] and str(small / "results.json") in again
+
+    # A regime whose every reported run diverged was saved with nulls; it reads back as NaN.
+    broken = json.loads((lm / "results.json").read_text())
+    sgd = next(row for row in broken["results"][0]["summary"] if row["optimizer"] == "sgd")
+    sgd.update(test_loss=[None, None], test_perplexity=None, seconds_per_epoch=None, diverged_seeds=2)
+    for run in broken["results"][0]["finals"]["sgd"]:
+        run["diverged"] = True
+        for e in run["epochs"]:
+            e.update(eval_loss=None, train_loss=None, loss_curve=[None] * len(e["loss_curve"]))
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    tune.main(["--report", str(tmp_path / "broken.json"), "--out", str(tmp_path / "broken"), "--no-plots"])
+    text = capsys.readouterr().out
+    assert "nan ± nan" in next(line for line in text.splitlines() if "| SGD " in line)
+    with open(tmp_path / "broken" / "finals.csv") as f:
+        assert any(row[1] == "SGD" and row[8] == "nan" for row in csv.reader(f))
+
+    with pytest.raises(SystemExit, match="regime 'charlm' appears twice"):
+        tune.main(["--report", str(lm), str(merged)])
+    with pytest.raises(SystemExit, match="not a results.json written by tune.py"):
+        (tmp_path / "other.json").write_text("[1, 2]")
+        tune.main(["--report", str(tmp_path / "other.json")])
+    with pytest.raises(SystemExit, match="cannot read results"):
+        tune.main(["--report", str(tmp_path / "missing")])
