@@ -679,6 +679,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=fashion_mnist.DEFAULT_DIR)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--out", help=f"folder for the outputs (default {DEFAULT_OUT}; with --report: none)")
+    parser.add_argument("--tag", default="", help="appended to every regime's name, so that a variant's run "
+                        "(e.g. --momentum 0) can be reported next to the main one")
     parser.add_argument("--report", nargs="+", metavar="RESULTS",
                         help="run nothing: print the verdict table of earlier runs (results.json files or their "
                              "folders, e.g. docs/study); with --out, also write their merge there")
@@ -752,13 +754,15 @@ def build_regimes(args: argparse.Namespace, log: Callable[[str], None]) -> List[
         elif name == "dp":
             for epsilon in args.epsilons:
                 regime = DPRegime(f"dp-eps{epsilon:g}", data(sizes), base, epsilon, args.delta, args.max_grad_norm)
-                log(f"dp-eps{epsilon:g}: noise multiplier {regime.noise_multiplier:.4f} for epsilon {epsilon:g}, "
+                log(f"dp-eps{epsilon:g}{args.tag}: noise multiplier {regime.noise_multiplier:.4f} for epsilon {epsilon:g}, "
                     f"delta {args.delta:g}, sample rate {regime.sample_rate:.4g}, {base.epochs} epoch(s)")
                 built.append((regime, space(sizes)))
         else:
             base = argparse.Namespace(model="charlm", weight_decay=0.0, curve_every=5, lr=None, momentum=None,
                                       sigma=None, mlsgd_seed=0, **{k: v for k, v in sizes.items() if k != "lrs"})
             built.append((CharLMRegime(base), space(sizes)))
+    for regime, _ in built:
+        regime.name += args.tag
     return built
 
 
@@ -803,7 +807,7 @@ def plot(results: Sequence[Dict], out: str) -> None:
     columns = len(results)
     fig, axes = plt.subplots(1, columns, figsize=(4.6 * columns, 4), squeeze=False)
     for ax, result in zip(axes[0], results):
-        chance = math.log(charlm.VOCAB) if result["regime"] == "charlm" else math.log(10)
+        chance = math.log(charlm.VOCAB) if result["regime"].startswith("charlm") else math.log(10)
         for name, trials in result["trials"].items():
             second = "momentum" if name == "sgd" else "sigma"
             values = sorted({t["config"][second] for t in trials})

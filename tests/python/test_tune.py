@@ -240,7 +240,10 @@ def test_tiny_charlm_study_end_to_end(tmp_path):
 
 def test_a_diverging_trial_is_recorded_and_never_picked(tmp_path):
     # SGD at lr 30 takes the tiny LM's loss to nan within the first epoch (as measured).
-    results = tune.main(TINY_CHARLM + ["--optimizers", "sgd", "--lrs", "0.1,30", "--no-plots", "--out", str(tmp_path)])
+    results = tune.main(TINY_CHARLM + ["--optimizers", "sgd", "--lrs", "0.1,30", "--tag=-sgd-only", "--out",
+                                       str(tmp_path)])
+    assert results[0]["regime"] == "charlm-sgd-only"  # --tag names a variant; its plots still know it is the LM
+    assert (tmp_path / "sensitivity.png").stat().st_size > 5_000
     trials = results[0]["trials"]["sgd"]
     assert [(t["config"]["lr"], t["status"]) for t in trials] == [(0.1, "ok"), (30.0, "diverged")]
     assert results[0]["summary"][0]["config"]["lr"] == 0.1
