@@ -886,6 +886,7 @@ def _restore(result: Dict) -> Dict:
     for trials in result["trials"].values():
         for t in trials:
             t["val_loss"] = _nan(t["val_loss"])
+            t["seconds_per_epoch"] = _nan(t["seconds_per_epoch"])
             t["loss_curve"] = [_nan(x) for x in t.get("loss_curve", [])]
     for row in result["summary"]:
         row["test_loss"] = [_nan(x) for x in row["test_loss"]]

@@ -290,6 +290,7 @@ def test_report_prints_and_merges_earlier_runs_without_running_anything(tmp_path
     broken = json.loads((lm / "results.json").read_text())
     sgd = next(row for row in broken["results"][0]["summary"] if row["optimizer"] == "sgd")
     sgd.update(test_loss=[None, None], test_perplexity=None, seconds_per_epoch=None, diverged_seeds=2)
+    broken["results"][0]["trials"]["sgd"][1].update(val_loss=None, seconds_per_epoch=None, status="diverged")
     for run in broken["results"][0]["finals"]["sgd"]:
         run["diverged"] = True
         for e in run["epochs"]:
