@@ -133,7 +133,7 @@ check-install: deps
 	tools/check_install.sh
 
 # The main job: a small tuned comparison run here and now (examples/tune.py's default
-# sizes for the two Fashion-MNIST regimes; about 3 min on 2 cores), then the verdict table
+# sizes for the two Fashion-MNIST regimes; 1.5-3.5 min on 2 cores), then the verdict table
 # of the committed study of all regimes (docs/study, made with --full; docs/comparison.md).
 # Left out of the live part: charlm (5 min more on Debian's torch, whose reference BLAS is
 # slow for the transformer) and dp (needs Opacus, i.e. the torch 2 venv).

@@ -1,4 +1,5 @@
-"""SGD vs LSGD vs MLSGD on Fashion-MNIST: the main job (`make demo`).
+"""SGD vs LSGD vs MLSGD on Fashion-MNIST at one shared learning rate, and the training loop
+that examples/tune.py (the main job, `make demo`, which tunes each optimizer) also uses.
 
     python3 examples/compare.py                       # defaults: LeNet, 3 epochs, 2 seeds (~5 min, 2 cores)
     python3 examples/compare.py --small-batch         # batch size 4 on a 6000-image subset, as in the LSGD paper
