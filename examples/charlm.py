@@ -198,7 +198,7 @@ def fit(optimizer_name: str, seed: int, train_tokens: torch.Tensor, eval_tokens:
             optimizer, scheduler, (torch.randint(0, last_start + 1, (args.batch_size,), generator=order) for _ in bar),
             loss_of, compare.NAMES[optimizer_name], epoch + 1, args.curve_every)
         eval_loss = evaluate(model, eval_tokens, args.eval_windows)
-        epochs.append(dict(epoch=epoch + 1, train_loss=record.pop("train_loss"), eval_loss=eval_loss, **record))
+        epochs.append(dict(epoch=epoch + 1, **record, eval_loss=eval_loss))
     return model, epochs
 
 

@@ -136,8 +136,7 @@ def train(optimizer_name, seed, data, args, progress):
                              (permutation[step * args.batch_size:(step + 1) * args.batch_size] for step in bar),
                              loss_of, NAMES[optimizer_name], epoch + 1, args.curve_every)
         test_loss, test_accuracy = evaluate(model, test_x, test_y)
-        epochs.append(dict(epoch=epoch + 1, train_loss=record.pop("train_loss"), test_loss=test_loss,
-                           test_accuracy=test_accuracy, **record))
+        epochs.append(dict(epoch=epoch + 1, **record, test_loss=test_loss, test_accuracy=test_accuracy))
     return epochs
 
 

@@ -38,10 +38,10 @@ noise multiplier, clipping norm, epochs and batch size for every optimizer) and 
 (examples/charlm.py's byte-level transformer on the stdlib's source; no accuracy, so
 selection by validation loss). Defaults are small (subsets, 1 epoch, 4 trials per
 optimizer, 2 seeds) so that every regime runs in a few minutes on 2 cores; --full gives the
-study's sizes (15 trials per optimizer, 21 for dp; 3 seeds; docs/study holds its results). Written to
---out: results.json (everything), trials.csv, finals.csv, sensitivity.png (validation loss
-against lr) and curves.png (training loss of the picks). --report reads such results.json
-files back, prints their verdict table and, with --out, writes their merge.
+study's sizes (15 trials per optimizer, 21 for dp; 3 seeds; docs/study holds its results).
+Written to --out: results.json (everything), trials.csv, finals.csv, sensitivity.png
+(validation loss against lr) and curves.png (training loss of the picks). --report reads
+such results.json files back, prints their verdict table and, with --out, writes their merge.
 """
 
 import argparse
@@ -488,8 +488,7 @@ def _train_dp(PrivacyEngine, optimizer_name, seed, train, evaluation, args, nois
         record = compare.train_epoch(optimizer, scheduler, loader, loss_of, f"DP-{NAMES[optimizer_name]}", epoch + 1,
                                      args.curve_every)
         eval_loss, eval_accuracy = compare.evaluate(model, *evaluation)
-        epochs.append(dict(epoch=epoch + 1, train_loss=record.pop("train_loss"), eval_loss=eval_loss,
-                           eval_accuracy=eval_accuracy, **record))
+        epochs.append(dict(epoch=epoch + 1, **record, eval_loss=eval_loss, eval_accuracy=eval_accuracy))
     return engine.accountant.get_epsilon(delta, alphas=RDP_ALPHAS)
 
 
