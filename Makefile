@@ -1,19 +1,19 @@
 # torch_mlsgd: build, test and run.
 #
-#   make test     install what is missing, build, and run every test against both
-#                 torches: Debian's 1.13 (in place) and PyPI's 2.x (installed wheel)
+#   make test     install what is missing, build one wheel, audit it, install it with
+#                 plain pip into the oldest and the newest supported torch, and run the
+#                 C++ suite (newest torch) and the whole Python suite in both
 #   make demo     the main job: SGD vs LSGD vs MLSGD, each tuned on a validation split
-#   make bench    the benchmark suite (bench-torch2: the same against PyPI's torch)
+#   make wheel    dist/torch_mlsgd-<version>-cp310-abi3-manylinux_*.whl (CPU and CUDA kernels)
+#   make bench    the benchmark suite (newest torch)
 #   make saddle   GD, LSGD and MLSGD at a saddle; make saddle-nets: saddle escape in
 #                 deep linear and tanh networks; make attraction: the docs/ table
 #   make install  install the C++ library (PREFIX=/usr/local)
-#   make check-install  pip install . and a wheel into fresh environments, then test them
+#   make check-install  pip install . from source into a fresh environment, then test it
 #
-# The Debian leg builds the extension in place with $(PYTHON) and the C++ library
-# in build/cmake. The PyPI leg installs requirements/torch2.txt into the virtual
-# environment $(VENV), builds a wheel there and installs it, builds the C++
-# library against that torch in build/torch2/cmake, and runs the Python suite
-# from outside the source tree against the installed package.
+# The torches are pinned in requirements/torch.txt (floor first, newest second); each
+# gets a virtual environment .venv-<version> of Debian's Python 3.11. The newest one
+# builds the wheel and, in build/cmake, the C++ library against its CMake package.
 
 PYTHON ?= /usr/bin/python3
 BUILD ?= build
@@ -21,152 +21,142 @@ PREFIX ?= /usr/local
 CMAKE_BUILD := $(BUILD)/cmake
 JOBS ?= $(shell nproc)
 
-VENV ?= .venv
-TORCH2_PYTHON := $(VENV)/bin/python
-TORCH2_BUILD := $(BUILD)/torch2
-TORCH2_REQUIREMENTS := requirements/torch2.txt
+TORCHES := $(shell sed -n 's/^torch==//p' requirements/torch.txt)
+FLOOR := $(word 1,$(TORCHES))
+NEWEST := $(word 2,$(TORCHES))
+VENV_PREFIX ?= .venv-
+NEWEST_PYTHON := $(VENV_PREFIX)$(NEWEST)/bin/python
+FLOOR_PYTHON := $(VENV_PREFIX)$(FLOOR)/bin/python
 
-DEBIAN_PACKAGES := python3-torch libtorch-dev python3-numpy python3-scipy python3-mpmath python3-pytest \
-  python3-setuptools python3-dev python3-venv pybind11-dev python3-pybind11 cmake ninja-build g++ libgtest-dev \
-  python3-hypothesis python3-tqdm python3-matplotlib dataset-fashion-mnist zlib1g-dev \
-  clang libclang-rt-14-dev
+DEBIAN_PACKAGES := python3-dev python3-venv cmake ninja-build g++ libgtest-dev patchelf \
+  dataset-fashion-mnist zlib1g-dev clang libclang-rt-14-dev
 
 CSRC := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
 PYSRC := $(wildcard torch_mlsgd/*.py)
-EXTENSION_STAMP := $(BUILD)/python/.built
-VENV_STAMP := $(VENV)/.installed
-WHEEL_STAMP := $(TORCH2_BUILD)/.installed
+VERSION := $(shell sed -n 's/^\#define TORCH_MLSGD_VERSION "\(.*\)"/\1/p' csrc/include/torch_mlsgd/version.h)
+WHEEL_STAMP := $(BUILD)/wheel/.built
 
-# What the suites need besides the build: the C++ optimizer binary the Python
-# suite compares against, and each leg's view of the other torch (for the
-# checkpoint-exchange tests).
-TORCH1_RUN := env TORCH_MLSGD_USE_INSTALLED=0 $(abspath $(PYTHON))
-TORCH2_RUN := env TORCH_MLSGD_USE_INSTALLED=1 $(abspath $(TORCH2_PYTHON))
+.PHONY: all deps venvs build wheel audit install-wheels build-cpp test test-cpp test-python-floor \
+  test-python-newest check-install demo bench saddle saddle-nets attraction install clean distclean
 
-.PHONY: all deps build build-python build-cpp build-torch2 venv test test-torch1 test-torch2 \
-  test-cpp test-python check-install demo bench bench-torch2 saddle saddle-nets attraction install clean distclean
-
-all: build
+all: wheel
 
 deps:
 	@tools/ensure_deps.sh $(DEBIAN_PACKAGES)
 
-build: deps build-python build-cpp
+# A torch's environment: that torch, the test tools, and in the newest the build tools.
+$(VENV_PREFIX)%/.installed: requirements/torch.txt requirements/test.txt requirements/build.txt
+	@tools/ensure_deps.sh $(DEBIAN_PACKAGES)
+	[ -x $(VENV_PREFIX)$*/bin/python ] || $(PYTHON) -m venv $(VENV_PREFIX)$*
+	$(VENV_PREFIX)$*/bin/python -m pip install --disable-pip-version-check -q torch==$* -r requirements/test.txt \
+	  $(if $(filter $*,$(NEWEST)),-r requirements/build.txt)
+	@touch $@
+venvs: $(VENV_PREFIX)$(FLOOR)/.installed $(VENV_PREFIX)$(NEWEST)/.installed
 
-# The Python extension, built in place so that `import torch_mlsgd` works here.
-build-python: deps $(EXTENSION_STAMP)
-$(EXTENSION_STAMP): $(CSRC) setup.py
-	MAX_JOBS=$(JOBS) $(PYTHON) setup.py -q build_ext --inplace --build-temp $(BUILD)/python
+# The wheel: built once, against the newest torch (the ops target the floor's stable
+# ABI), repaired to a manylinux tag without bundling torch's or CUDA's libraries.
+wheel: $(WHEEL_STAMP)
+$(WHEEL_STAMP): $(VENV_PREFIX)$(NEWEST)/.installed $(CSRC) $(PYSRC) setup.py pyproject.toml
+	rm -rf $(BUILD)/wheel dist
+	MAX_JOBS=$(JOBS) $(NEWEST_PYTHON) -m pip wheel --disable-pip-version-check --no-build-isolation --no-deps \
+	  -q -w $(BUILD)/wheel/raw .
+	$(VENV_PREFIX)$(NEWEST)/bin/auditwheel -q repair -w dist $(BUILD)/wheel/raw/torch_mlsgd-*.whl \
+	  --exclude 'libtorch*.so' --exclude 'libc10*.so' --exclude 'libcudart.so.*' --exclude 'libcufft.so.*'
+	@ls dist/torch_mlsgd-$(VERSION)-cp310-abi3-manylinux*.whl
 	@touch $@
 
-# The LibTorch library, its tests and C++ examples, against $(PYTHON)'s torch.
-build-cpp: deps
+# Stable ABI and abi3, and a minimum torch no later than the floor (tools/audit_wheel.py).
+audit: wheel
+	$(NEWEST_PYTHON) tools/audit_wheel.py dist/torch_mlsgd-$(VERSION)-*.whl --floor $(FLOOR)
+
+# The same file into both torches, with plain pip: no build flags, no compiler.
+install-wheels: audit $(VENV_PREFIX)$(FLOOR)/.installed
+	for python in $(FLOOR_PYTHON) $(NEWEST_PYTHON); do \
+	  $$python -m pip install --disable-pip-version-check -q --force-reinstall --no-deps \
+	    dist/torch_mlsgd-$(VERSION)-*.whl || exit 1; done
+
+# For development: the extension built in place, so that `import torch_mlsgd` works
+# from the repository root with the newest torch's Python.
+build: $(VENV_PREFIX)$(NEWEST)/.installed
+	MAX_JOBS=$(JOBS) $(NEWEST_PYTHON) setup.py -q build_ext --inplace --build-temp $(BUILD)/inplace
+
+# The LibTorch library, its tests and C++ examples, against the newest torch.
+build-cpp: $(VENV_PREFIX)$(NEWEST)/.installed
 	@if [ ! -f $(CMAKE_BUILD)/CMakeCache.txt ]; then \
-	  prefix=$$($(PYTHON) -c 'import os, torch.utils as u; p = u.cmake_prefix_path; print(p if os.path.isdir(p) else "")'); \
 	  cmake -S . -B $(CMAKE_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
-	    $${prefix:+-DCMAKE_PREFIX_PATH=$$prefix} $(CMAKE_ARGS); \
+	    -DCMAKE_PREFIX_PATH=$$($(NEWEST_PYTHON) -c 'import torch.utils as u; print(u.cmake_prefix_path)') \
+	    $(CMAKE_ARGS); \
 	fi
 	cmake --build $(CMAKE_BUILD) --parallel $(JOBS)
-
-# The project's virtual environment with PyPI's torch (Debian's Python 3.11).
-venv: $(VENV_STAMP)
-$(VENV_STAMP): $(TORCH2_REQUIREMENTS)
-	@tools/ensure_deps.sh $(DEBIAN_PACKAGES)
-	[ -x $(TORCH2_PYTHON) ] || $(PYTHON) -m venv $(VENV)
-	$(TORCH2_PYTHON) -m pip install --disable-pip-version-check -q -r $(TORCH2_REQUIREMENTS)
-	@touch $@
-
-# The wheel, built as users build it (pip, against the environment's torch) and
-# installed into the environment.
-build-torch2: venv $(WHEEL_STAMP)
-	@$(MAKE) --no-print-directory build-cpp PYTHON=$(TORCH2_PYTHON) CMAKE_BUILD=$(TORCH2_BUILD)/cmake \
-	  CMAKE_ARGS=-DTORCH_MLSGD_FUZZ=OFF
-$(WHEEL_STAMP): $(VENV_STAMP) $(CSRC) $(PYSRC) setup.py pyproject.toml
-	rm -rf $(TORCH2_BUILD)/dist
-	MAX_JOBS=$(JOBS) $(TORCH2_PYTHON) -m pip wheel --no-build-isolation --no-deps -q -w $(TORCH2_BUILD)/dist .
-	$(TORCH2_PYTHON) -m pip install --force-reinstall --no-deps -q $(TORCH2_BUILD)/dist/torch_mlsgd-*.whl
-	@mkdir -p $(TORCH2_BUILD)/run && touch $@
 
 test-cpp: build-cpp
 	ctest --test-dir $(CMAKE_BUILD) --output-on-failure --no-tests=error
 
-# The Python suite in place, against $(PYTHON)'s torch.
-test-python: build-python build-cpp
-	MLSGD_TRAJECTORY_BIN=$(CURDIR)/$(CMAKE_BUILD)/tests/cpp/optimizer_trajectory \
-	MLSGD_OTHER_TORCH="$(TORCH2_RUN)" \
-	  $(PYTHON) -m pytest tests/python -q
+# The Python suite from outside the source tree against the installed wheel. Each
+# torch exchanges checkpoints with the other; torch.compile's kernel cache is each
+# environment's own (inductor's default /tmp cache is shared by every environment of
+# the user, and a vector ISA it recorded for another one gives kernels that fail to load).
+define python_suite
+	mkdir -p $(BUILD)/run-$(1)
+	cd $(BUILD)/run-$(1) && \
+	  MLSGD_TRAJECTORY_BIN=$(CURDIR)/$(CMAKE_BUILD)/tests/cpp/optimizer_trajectory \
+	  MLSGD_OTHER_TORCH="env TORCH_MLSGD_USE_INSTALLED=1 $(abspath $(2))" TORCH_MLSGD_USE_INSTALLED=1 \
+	  TORCHINDUCTOR_CACHE_DIR=$(CURDIR)/$(BUILD)/inductor-$(1) \
+	  $(abspath $(3)) -m pytest $(CURDIR)/tests/python -q -p no:cacheprovider
+endef
+test-python-floor: install-wheels build-cpp
+	$(call python_suite,$(FLOOR),$(NEWEST_PYTHON),$(FLOOR_PYTHON))
+test-python-newest: install-wheels build-cpp
+	$(call python_suite,$(NEWEST),$(FLOOR_PYTHON),$(NEWEST_PYTHON))
 
-test-torch1: build
+# Everything is built first; every suite runs even when one fails, and the target
+# fails if any does (pytest also fails when it collects no test, ctest through
+# --no-tests=error).
+test: install-wheels build-cpp
 	@status=0; \
 	$(MAKE) --no-print-directory test-cpp || status=1; \
-	$(MAKE) --no-print-directory test-python || status=1; \
-	exit $$status
-
-# The PyPI leg: the C++ suites against that torch's CMake package, and the Python
-# suite from outside the source tree against the installed wheel. torch.compile's
-# kernel cache is this leg's own: inductor's default /tmp/torchinductor_$USER is
-# shared by every Python environment of the user, and a vector ISA it recorded for
-# another one gives kernels that fail to load here (docs/install.md).
-test-torch2: build-torch2
-	@status=0; \
-	$(MAKE) --no-print-directory test-cpp PYTHON=$(TORCH2_PYTHON) CMAKE_BUILD=$(TORCH2_BUILD)/cmake || status=1; \
-	cd $(TORCH2_BUILD)/run && \
-	  MLSGD_TRAJECTORY_BIN=$(CURDIR)/$(TORCH2_BUILD)/cmake/tests/cpp/optimizer_trajectory \
-	  MLSGD_OTHER_TORCH="$(TORCH1_RUN)" TORCH_MLSGD_USE_INSTALLED=1 \
-	  TORCHINDUCTOR_CACHE_DIR=$(CURDIR)/$(TORCH2_BUILD)/inductor \
-	  $(abspath $(TORCH2_PYTHON)) -m pytest $(CURDIR)/tests/python -q -p no:cacheprovider || status=1; \
-	exit $$status
-
-# Both legs are built first (each suite exchanges checkpoints with the other
-# torch); both suites run even when one fails, and the target fails if either
-# does (pytest also fails when it collects no test, ctest through --no-tests=error).
-test: build build-torch2
-	@status=0; \
-	$(MAKE) --no-print-directory test-torch1 || status=1; \
-	$(MAKE) --no-print-directory test-torch2 || status=1; \
+	$(MAKE) --no-print-directory test-python-floor || status=1; \
+	$(MAKE) --no-print-directory test-python-newest || status=1; \
 	if [ $$status -ne 0 ]; then echo "FAILED: see the suite output above"; fi; \
 	exit $$status
 
-# pip install . and a wheel in fresh environments with PyPI's torch, each tested
-# from outside the source tree (about 25 minutes; needs PyPI).
+# pip install . from source, as docs/install.md tells users to, into a fresh
+# environment of the newest torch, then the suite against it (needs PyPI).
 check-install: deps
 	tools/check_install.sh
 
+RUN_NEWEST := env TORCH_MLSGD_USE_INSTALLED=1 $(NEWEST_PYTHON)
+
 # The main job: a small tuned comparison run here and now (examples/tune.py's default
-# sizes for the two Fashion-MNIST regimes; 1.5-3.5 min on 2 cores), then the verdict table
-# of the committed study of all regimes (docs/study, made with --full; docs/comparison.md).
-# Left out of the live part: charlm (5 min more on Debian's torch, whose reference BLAS is
-# slow for the transformer) and dp (needs Opacus, i.e. the torch 2 venv).
-demo: build-python
-	$(PYTHON) examples/tune.py --regime full,small-batch
+# sizes for the two Fashion-MNIST regimes), then the verdict table of the committed
+# study of all regimes (docs/study, made with --full; docs/comparison.md).
+demo: install-wheels
+	$(RUN_NEWEST) examples/tune.py --regime full,small-batch
 	@echo; echo "The committed study (docs/study, tune.py --full; docs/comparison.md):"; echo
-	$(PYTHON) examples/tune.py --report docs/study
+	$(RUN_NEWEST) examples/tune.py --report docs/study
 
-bench: build-python
-	$(PYTHON) benchmarks/run.py
-
-bench-torch2: build-torch2
-	TORCH_MLSGD_USE_INSTALLED=1 $(TORCH2_PYTHON) benchmarks/run.py
+bench: install-wheels
+	$(RUN_NEWEST) benchmarks/run.py
 
 # GD, LSGD and MLSGD at a strict saddle (writes runs/saddle.png).
-saddle: build-python
-	$(PYTHON) examples/saddle.py
+saddle: install-wheels
+	$(RUN_NEWEST) examples/saddle.py
 
 # Saddle escape in deep linear and tanh networks (examples/saddle_nets.py): the default
 # size in a few minutes; docs/ holds the --full run's numbers and plots.
-saddle-nets: build-python
-	$(PYTHON) examples/saddle_nets.py
+saddle-nets: install-wheels
+	$(RUN_NEWEST) examples/saddle_nets.py
 
 # The attraction-region table and plot of docs/ (a few minutes).
-attraction: build-python
-	$(PYTHON) -m torch_mlsgd.analysis table --out docs
+attraction: install-wheels
+	$(RUN_NEWEST) -m torch_mlsgd.analysis table --out docs
 
 install: build-cpp
 	cmake --install $(CMAKE_BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) torch_mlsgd/_C*.so torch_mlsgd.egg-info
+	rm -rf $(BUILD) dist torch_mlsgd/_C*.so torch_mlsgd/_build_info.py torch_mlsgd.egg-info
 
-# Also removes the virtual environment (several GB; `make venv` rebuilds it).
+# Also removes the virtual environments (several GB each; `make venvs` rebuilds them).
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV_PREFIX)*

@@ -1,29 +1,39 @@
-"""Builds the Python extension torch_mlsgd._C from the sources in csrc/.
+"""Builds torch_mlsgd's compiled ops on PyTorch's stable ABI (one wheel for every
+torch from the floor below on, and, through CPython's limited API, which torch's
+build helpers set to 3.10, for every CPython from 3.10 on):
 
-    python3 setup.py build_ext --inplace            # what `make build` runs (Debian's torch)
-    python3 -m pip install --no-build-isolation .   # as users install it
-    python3 -m pip wheel --no-build-isolation .     # a wheel (what `make test` installs)
+    python3 -m pip wheel --no-build-isolation --no-deps .   # what `make wheel` runs
+    python3 -m pip install --no-build-isolation .           # from source (docs/install.md)
 
-The only build requirement is the torch the extension will run with, which must
-already be importable: without --no-build-isolation, pip would build against a
-fresh copy of PyPI's newest torch instead (see pyproject.toml). The wheel requires
-the same torch major.minor it was built against. When that torch has CUDA and nvcc
-is found (CUDA_HOME), the extension is a CUDAExtension holding the CUDA kernels too
-(TORCH_MLSGD_CUDA=0 turns them off; TORCH_CUDA_ARCH_LIST picks the GPU
-architectures, by default the visible GPUs' or, with none, the running torch's
-own); otherwise a CppExtension.
+Two libraries go into the package:
+
+- ``torch_mlsgd/_C.abi3.so``: the Python module and the CPU kernels;
+- ``torch_mlsgd/_C_cuda.abi3.so``: the CUDA kernels, built when the build's torch
+  has CUDA and nvcc is found (CUDA_HOME); loaded at import only into a torch with
+  CUDA. TORCH_MLSGD_CUDA=0 leaves it out. The GPU architectures are explicit
+  (TORCH_CUDA_ARCH_LIST, by default CUDA_ARCHS below), never guessed from a GPU.
+
+Both use torch's stable C++ API only, with TORCH_TARGET_VERSION at TORCH_FLOOR, so
+the torch they are built against may be any release from the floor on. The build
+needs that torch, setuptools and wheel already installed (hence
+--no-build-isolation: isolation would download a fresh multi-GB torch to build).
 """
 
 import glob
 import os
 import re
+import subprocess
 
 from setuptools import setup
 import torch
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension, include_paths
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-TORCH_MAJOR_MINOR = ".".join(torch.__version__.split("+")[0].split(".")[:2])
+# The oldest torch the ops run on: the stable ABI version the sources target.
+TORCH_FLOOR = (2, 11)
+TORCH_TARGET_VERSION = f"0x{TORCH_FLOOR[0]:02x}{TORCH_FLOOR[1]:02x}000000000000"
+# sm_80 (A100), sm_90 (H100/H200), sm_100 (B200), and PTX for newer GPUs.
+CUDA_ARCHS = "8.0;9.0;10.0+PTX"
 
 
 def version():
@@ -36,34 +46,30 @@ def with_cuda():
     return torch.version.cuda is not None and CUDA_HOME is not None and os.environ.get("TORCH_MLSGD_CUDA", "1") != "0"
 
 
-def default_cuda_arch_list():
-    """The GPU architectures to build for when TORCH_CUDA_ARCH_LIST is unset and no
-    GPU is visible (a build machine, or CI): those of the running torch, the newest
-    also as PTX, so the extension runs wherever that torch runs. torch's own default
-    takes the visible GPUs' architectures, and has none to take here."""
-    archs = [a[len("sm_"):] for a in torch.cuda.get_arch_list() if a.startswith("sm_")]
-    archs = sorted({f"{a[:-1]}.{a[-1]}" for a in archs}, key=lambda a: tuple(map(int, a.split("."))))
-    if not archs:
-        return None
-    archs[-1] += "+PTX"
-    return ";".join(archs)
+def nvcc_version():
+    out = subprocess.run([os.path.join(CUDA_HOME, "bin", "nvcc"), "--version"], capture_output=True, text=True).stdout
+    return re.search(r"release ([0-9]+\.[0-9]+)", out).group(1)
 
 
-def sources(cuda):
-    patterns = ["csrc/core/*.cpp", "csrc/ops/*.cpp", "csrc/ops/cpu/*.cpp", "csrc/python/*.cpp"]
-    if cuda:
-        patterns += ["csrc/cuda/kernels/*.cu", "csrc/ops/cuda/*.cpp"]
-    return sorted(f for p in patterns for f in glob.glob(os.path.join(ROOT, p)))
+def glob_sources(*patterns):
+    return sorted(os.path.relpath(f, ROOT) for p in patterns for f in glob.glob(os.path.join(ROOT, p)))
+
+
+# Torch-free math and the helpers both libraries call (no op registration in them).
+SHARED = ["csrc/core/*.cpp", "csrc/ops/smooth_args.cpp", "csrc/ops/lsgd_step_common.cpp"]
+
+
+def cpu_sources():
+    ops = [s for s in glob_sources("csrc/ops/*.cpp") if s not in glob_sources(*SHARED)]
+    return glob_sources(*SHARED, "csrc/ops/cpu/*.cpp", "csrc/python/*.cpp") + ops
+
+
+def cuda_sources():
+    return glob_sources(*SHARED, "csrc/cuda/kernels/*.cu", "csrc/ops/cuda/*.cpp")
 
 
 def headers():
     return sorted(glob.glob(os.path.join(ROOT, "csrc", "**", "*.h"), recursive=True))
-
-
-def cxx_standard():
-    # The sources need C++17. torch 1.x's default is C++14; torch 2.x picks its own
-    # (C++17, then C++20 once its headers needed it), which must not be lowered.
-    return ["-std=c++17"] if int(TORCH_MAJOR_MINOR.split(".")[0]) < 2 else []
 
 
 def system_includes():
@@ -72,41 +78,44 @@ def system_includes():
     return [flag for path in include_paths() for flag in ("-isystem", path)]
 
 
-def extension():
-    cuda = with_cuda()
-    kwargs = dict(
-        name="torch_mlsgd._C",
-        sources=[os.path.relpath(s, ROOT) for s in sources(cuda)],
+def common(name, sources):
+    return dict(
+        name=name,
+        sources=sources,
         depends=[os.path.relpath(h, ROOT) for h in headers()],
-        include_dirs=[os.path.join(ROOT, "csrc"), os.path.join(ROOT, "csrc", "include")],
-        extra_compile_args={"cxx": ["-O3", "-fopenmp", "-Wall", "-Wextra"] + cxx_standard() + system_includes()},
-        extra_link_args=["-fopenmp"],
+        include_dirs=[os.path.join(ROOT, "csrc")],
+        define_macros=[("TORCH_TARGET_VERSION", TORCH_TARGET_VERSION)],
+        extra_compile_args={"cxx": ["-O3", "-Wall", "-Wextra", "-fvisibility=hidden"] + system_includes()},
+        py_limited_api=True,
     )
-    if not cuda:
-        return CppExtension(**kwargs)
-    if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
-        arch_list = default_cuda_arch_list()
-        if arch_list:
-            os.environ["TORCH_CUDA_ARCH_LIST"] = arch_list
-    kwargs["extra_compile_args"]["cxx"].append("-DTORCH_MLSGD_WITH_CUDA")
-    kwargs["extra_compile_args"]["nvcc"] = ["-O3", "-std=c++17", "-DTORCH_MLSGD_WITH_CUDA"]
-    kwargs["libraries"] = ["cufft"]
-    return CUDAExtension(**kwargs)
+
+
+def extensions():
+    exts = [CppExtension(**common("torch_mlsgd._C", cpu_sources()))]
+    if with_cuda():
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", CUDA_ARCHS)
+        kwargs = common("torch_mlsgd._C_cuda", cuda_sources())
+        kwargs["define_macros"].append(("USE_CUDA", "1"))
+        kwargs["extra_compile_args"]["nvcc"] = ["-O3", "-std=c++17", f"-DTORCH_TARGET_VERSION={TORCH_TARGET_VERSION}"]
+        kwargs["libraries"] = ["cufft"]
+        exts.append(CUDAExtension(**kwargs))
+    return exts
 
 
 class BuildExtensionWithInfo(BuildExtension):
-    """BuildExtension that also writes torch_mlsgd/_build_info.py beside the
-    extension: the torch it was built against, which the package checks before it
-    loads _C (loading an extension into another torch can crash the process
-    before any check inside it runs)."""
+    """BuildExtension that also writes torch_mlsgd/_build_info.py: the torch floor
+    and the CUDA release of _C_cuda (or None), which the package checks at import."""
 
     def run(self):
         super().run()
         package = os.path.join(ROOT if self.inplace else self.build_lib, "torch_mlsgd")
         os.makedirs(package, exist_ok=True)
+        cuda = nvcc_version() if with_cuda() else None
         with open(os.path.join(package, "_build_info.py"), "w") as f:
             f.write('"""Written by setup.py when the extension was built."""\n\n'
-                    f"torch_version = {str(torch.__version__)!r}\n")
+                    f"torch_floor = {'.'.join(map(str, TORCH_FLOOR))!r}\n"
+                    f"cuda_version = {cuda!r}\n"
+                    f"cuda_archs = {os.environ.get('TORCH_CUDA_ARCH_LIST') if cuda else None!r}\n")
 
 
 setup(
@@ -114,9 +123,9 @@ setup(
     version=version(),
     description="Laplacian-smoothing gradient descent (LSGD, mLSGD) optimizers for PyTorch",
     packages=["torch_mlsgd"],
-    # The compiled extension loads only into the torch it was built against.
-    install_requires=[f"torch=={TORCH_MAJOR_MINOR}.*"],
-    ext_modules=[extension()],
+    install_requires=[f"torch>={TORCH_FLOOR[0]}.{TORCH_FLOOR[1]}"],
+    ext_modules=extensions(),
     cmdclass={"build_ext": BuildExtensionWithInfo},
-    python_requires=">=3.8",
+    options={"bdist_wheel": {"py_limited_api": "cp310"}},
+    python_requires=">=3.10",
 )

@@ -1,64 +1,65 @@
-"""Loads the compiled extension and checks that it matches the running torch."""
+"""Loads the compiled ops: the CPU library ``_C`` always, the CUDA library
+``_C_cuda`` when the running torch has CUDA.
 
+Both are built on PyTorch's stable ABI, so they load into every torch from the
+floor the wheel was built for (``_build_info.torch_floor``) on; an older torch
+is refused here, before anything is loaded, with the version it needs.
+"""
+
+import os
 import warnings
 
 import torch
 
-_REBUILD = (
-    "Rebuild it against the running torch from the repository root with "
-    "`make build` (or `python3 setup.py build_ext --inplace`)."
-)
+try:
+    from . import _build_info
+except ImportError:  # pragma: no cover - a checkout whose extension was never built
+    raise ImportError(
+        "torch_mlsgd: the compiled extension is not built. Install the wheel (pip install torch_mlsgd) "
+        "or build it from the repository root with `make build` (docs/install.md)."
+    ) from None
+
+__all__ = ["TORCH_FLOOR", "CUDA_KERNELS"]
+
+#: The oldest torch the compiled ops run on, as "major.minor".
+TORCH_FLOOR: str = _build_info.torch_floor
 
 
-def _major_minor(version: str) -> str:
-    return ".".join(version.split("+")[0].split(".")[:2])
+def _release(version: str) -> tuple:
+    return tuple(int(part) for part in version.split("+")[0].split(".")[:2])
 
 
-def _mismatch(built: str) -> ImportError:
-    return ImportError(
-        f"torch_mlsgd: the compiled extension was built against torch {built}, "
-        f"but torch {torch.__version__} is running. {_REBUILD}"
-    )
-
-
-def _load():
-    # Checked before _C is loaded: loading an extension built against another
-    # torch can abort the process in its static initialisers.
-    try:
-        from ._build_info import torch_version as built
-    except ImportError:  # built by a tool that does not write it (CMake); _C says below
-        built = None
-    if built is not None and _major_minor(built) != _major_minor(torch.__version__):
-        raise _mismatch(built)
-    try:
-        from . import _C
-    except ImportError as error:
+def _check_torch() -> None:
+    if _release(torch.__version__) < _release(TORCH_FLOOR):
         raise ImportError(
-            f"torch_mlsgd: the compiled extension torch_mlsgd._C could not be loaded with "
-            f"torch {torch.__version__}: {error}. {_REBUILD}"
-        ) from error
-    if _major_minor(_C.torch_version) != _major_minor(torch.__version__):
-        raise _mismatch(_C.torch_version)
-    built_cuda = _C.cuda_version or None
-    if built_cuda is not None and torch.version.cuda is None:
-        raise ImportError(
-            f"torch_mlsgd: the compiled extension was built with CUDA {built_cuda}, but the "
-            f"running torch {torch.__version__} has no CUDA. {_REBUILD}"
+            f"torch_mlsgd needs torch >= {TORCH_FLOOR} (its ops are built on PyTorch's stable ABI of "
+            f"{TORCH_FLOOR}); torch {torch.__version__} is installed. Upgrade torch: "
+            f"pip install 'torch>={TORCH_FLOOR}'."
         )
-    if built_cuda is None and torch.version.cuda is not None:
+
+
+def _load_cuda() -> bool:
+    """Loads the CUDA kernels into a torch with CUDA; False when there are none to load."""
+    if torch.version.cuda is None or _build_info.cuda_version is None:
+        return False
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_C_cuda.abi3.so")
+    if not os.path.exists(path):
+        return False
+    built, running = _build_info.cuda_version.split(".")[0], torch.version.cuda.split(".")[0]
+    if built != running:
         warnings.warn(
-            f"torch_mlsgd: the compiled extension has no CUDA kernels, but torch {torch.__version__} has CUDA "
-            f"{torch.version.cuda}: CUDA tensors will fail in torch_mlsgd's ops. Rebuild with nvcc available "
-            "(CUDA_HOME) to get them.",
+            f"torch_mlsgd: its CUDA kernels were built with CUDA {_build_info.cuda_version}, torch runs CUDA "
+            f"{torch.version.cuda}; they are not loaded, so CUDA tensors fail in torch_mlsgd's ops. Build from "
+            "source with a CUDA toolkit of torch's major version (docs/install.md).",
             stacklevel=3,
         )
-    elif built_cuda is not None and built_cuda.split(".")[0] != str(torch.version.cuda).split(".")[0]:
-        warnings.warn(
-            f"torch_mlsgd: the compiled extension was built with CUDA {built_cuda}, torch with CUDA "
-            f"{torch.version.cuda}; a major-version mismatch may fail at run time. {_REBUILD}",
-            stacklevel=3,
-        )
-    return _C
+        return False
+    torch.ops.load_library(path)
+    return True
 
 
-_C = _load()
+_check_torch()
+from . import _C  # noqa: E402  (registers the ops and their CPU kernels)
+
+#: Whether the CUDA kernels are loaded (a CUDA build of torch, and a wheel built with them).
+CUDA_KERNELS: bool = _load_cuda()

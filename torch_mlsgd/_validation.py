@@ -4,9 +4,37 @@ import math
 import numbers
 from typing import Any, Dict
 
-from .functional import BACKENDS
+import torch
+from torch import Tensor
 
+#: The smoothing routes ``backend=`` accepts.
+BACKENDS = ("auto", "fft", "direct")
 FLATTEN_MODES = ("tensor", "group")
+
+
+def check_smooth_args(input: Tensor, sigma: Any, order: Any, backend: Any) -> None:
+    """Raises TypeError/ValueError for arguments the smoothing ops refuse, before
+    they reach them (the compiled ops raise RuntimeError with the same words)."""
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
+        raise TypeError(f"sigma must be a real number, got {type(sigma).__name__}")
+    if isinstance(order, bool) or not isinstance(order, numbers.Integral):
+        raise TypeError(f"order must be an integer, got {type(order).__name__}")
+    if not isinstance(backend, str):
+        raise TypeError(f"backend must be a string, got {type(backend).__name__}")
+    if not isinstance(input, Tensor):
+        raise TypeError(f"laplacian_smooth: expected a Tensor, got {type(input).__name__}")
+    if input.layout != torch.strided:
+        raise TypeError(f"laplacian_smooth: sparse inputs are not supported (got layout {input.layout})")
+    if input.is_complex():
+        raise TypeError(f"laplacian_smooth: complex inputs are not supported (got dtype {input.dtype})")
+    if not input.is_floating_point():
+        raise TypeError(f"laplacian_smooth: expected a floating-point input, got dtype {input.dtype}")
+    if not math.isfinite(sigma) or sigma < 0:
+        raise ValueError(f"Invalid sigma value: {sigma} (must be finite and >= 0)")
+    if order < 1:
+        raise ValueError(f"Invalid order value: {order} (must be >= 1)")
+    if backend not in BACKENDS:
+        raise ValueError(f"Invalid backend: {backend!r} (expected 'auto', 'fft' or 'direct')")
 
 
 def _real(name: str, value: Any, what: str) -> float:

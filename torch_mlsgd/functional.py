@@ -1,28 +1,12 @@
 """Laplacian smoothing of tensors: thin typed wrappers over ``torch.ops.mlsgd``."""
 
-import numbers
-
 import torch
 from torch import Tensor
 
 from ._extension import _C  # noqa: F401  (registers torch.ops.mlsgd)
+from ._validation import BACKENDS, check_smooth_args
 
 __all__ = ["laplacian_smooth", "laplacian_smooth_", "cpu_kernels", "BACKENDS"]
-
-#: The smoothing routes ``backend=`` accepts.
-BACKENDS = ("auto", "fft", "direct")
-
-
-def _check_scalars(sigma, order, backend) -> None:
-    # The op validates values; here only the Python types, which the
-    # dispatcher would otherwise coerce silently or reject with less clear words.
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
-        raise TypeError(f"sigma must be a real number, got {type(sigma).__name__}")
-    if isinstance(order, bool) or not isinstance(order, numbers.Integral):
-        raise TypeError(f"order must be an integer, got {type(order).__name__}")
-    if not isinstance(backend, str):
-        raise TypeError(f"backend must be a string, got {type(backend).__name__}")
-
 
 def laplacian_smooth(input: Tensor, sigma: float, order: int = 1, *, backend: str = "auto") -> Tensor:
     r"""Laplacian smoothing of ``input``, flattened in row-major order.
@@ -50,7 +34,7 @@ def laplacian_smooth(input: Tensor, sigma: float, order: int = 1, *, backend: st
         ValueError: negative or non-finite ``sigma``, ``order < 1``, unknown ``backend``.
         TypeError: integer, complex or sparse ``input``.
     """
-    _check_scalars(sigma, order, backend)
+    check_smooth_args(input, sigma, order, backend)
     return torch.ops.mlsgd.laplacian_smooth.default(input, float(sigma), int(order), backend)
 
 
@@ -60,7 +44,10 @@ def laplacian_smooth_(input: Tensor, sigma: float, order: int = 1, *, backend: s
     On any error ``input`` is left unchanged. A tensor that requires grad can only
     be smoothed in place under :func:`torch.no_grad`.
     """
-    _check_scalars(sigma, order, backend)
+    check_smooth_args(input, sigma, order, backend)
+    if torch.is_grad_enabled() and input.requires_grad:
+        raise RuntimeError("laplacian_smooth_: cannot smooth in place a tensor that requires grad; "
+                           "use laplacian_smooth (out of place) or run under torch.no_grad()")
     torch.ops.mlsgd.laplacian_smooth_.default(input, float(sigma), int(order), backend)
     return input
 

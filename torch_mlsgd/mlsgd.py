@@ -1,5 +1,6 @@
 """MLSGD: LSGD whose smoothing strength follows a schedule."""
 
+import math
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -28,10 +29,34 @@ def scheduled_sigma(step: int, *, schedule: str = "random", sigma: float = 1.0, 
 
     ``sigma_max`` defaults to ``2 * sigma``. The same function (one C++ implementation)
     drives the Python and the LibTorch optimizer, so both draw the same sequence.
+
+    Raises:
+        ValueError: an unknown schedule, a negative ``step``, ``period`` or ``seed``, or a
+            ``sigma``/``sigma_min``/``sigma_max`` that is negative, not finite or out of order.
     """
+    _check_schedule_values(step, schedule, sigma, sigma_min, sigma_max, period, seed)
     return torch.ops.mlsgd.scheduled_sigma(schedule, float(sigma), float(sigma_min),
                                            None if sigma_max is None else float(sigma_max), int(period),
                                            int(seed), int(step))
+
+
+def _check_schedule_values(step, schedule, sigma, sigma_min, sigma_max, period, seed) -> None:
+    # The words of the op's own checks (csrc/core/checks.h), raised as ValueError.
+    if schedule not in SCHEDULES:
+        raise ValueError(f"Invalid schedule: {schedule!r} (expected one of {', '.join(SCHEDULES)})")
+    if not math.isfinite(sigma) or sigma < 0:
+        raise ValueError(f"Invalid sigma value: {sigma} (must be finite and >= 0)")
+    if not math.isfinite(sigma_min) or sigma_min < 0:
+        raise ValueError(f"Invalid sigma_min value: {sigma_min} (must be finite and >= 0)")
+    top = 2.0 * sigma if sigma_max is None else sigma_max
+    if not math.isfinite(top) or top < sigma_min:
+        raise ValueError(f"Invalid sigma_max value: {top} (must be finite and >= sigma_min = {sigma_min})")
+    if period < 1:
+        raise ValueError(f"Invalid period value: {period} (must be >= 1)")
+    if seed < 0:
+        raise ValueError(f"Invalid seed value: {seed} (must be >= 0)")
+    if step < 0:
+        raise ValueError(f"Invalid step: {step} (must be >= 0)")
 
 
 def _check_schedule(group: Dict[str, Any]) -> None:
@@ -40,7 +65,6 @@ def _check_schedule(group: Dict[str, Any]) -> None:
     for key in ("period", "seed"):
         if isinstance(group[key], bool) or not isinstance(group[key], int):
             raise TypeError(f"{key} must be an integer, got {type(group[key]).__name__}")
-    # The op checks sigma_min, sigma_max, period and seed with the C++ wording.
     scheduled_sigma(0, schedule=group["schedule"], sigma=group["sigma"], sigma_min=group["sigma_min"],
                     sigma_max=group["sigma_max"], period=group["period"], seed=group["seed"])
 

@@ -1,16 +1,19 @@
 #pragma once
 
 // Shared pieces of the fused LSGD step op (mlsgd::lsgd_step_): argument
-// checks and the composite formulation every backend falls back to.
+// checks, and the staging every backend uses for tensors its fused kernel
+// does not take directly.
 
-#include <ATen/core/List.h>
-#include <ATen/core/Tensor.h>
-#include <c10/util/string_view.h>
+#include "ops/smooth_args.h"
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace torch_mlsgd {
 namespace ops {
+
+using TensorList = std::vector<Tensor>;
 
 struct LSGDStepArgs {
   double lr;
@@ -22,22 +25,27 @@ struct LSGDStepArgs {
   bool nesterov;
   bool maximize;
   bool group_ring;  // flatten == "group"
-  c10::string_view backend;
+  std::string backend;
 };
 
 // Checks hyper-parameters and list shapes; raises before anything is written.
-LSGDStepArgs check_lsgd_step_args(at::TensorList params, at::TensorList grads,
-                                  at::TensorList momentum_buffers, const c10::List<bool>& fresh,
+LSGDStepArgs check_lsgd_step_args(const TensorList& params, const TensorList& grads,
+                                  const TensorList& momentum_buffers, const std::vector<bool>& fresh,
                                   double lr, double sigma, int64_t order, double momentum,
-                                  double dampening, double weight_decay, bool nesterov,
-                                  bool maximize, c10::string_view flatten,
-                                  c10::string_view backend);
+                                  double dampening, double weight_decay, bool nesterov, bool maximize,
+                                  const std::string& flatten, const std::string& backend);
 
-// The step written with ATen ops (the smoothing op, then elementwise ops):
-// any dtype, layout or device; what the fused kernels must agree with.
-void lsgd_step_composite(at::TensorList params, at::TensorList grads,
-                         at::TensorList momentum_buffers, const c10::List<bool>& fresh,
-                         const LSGDStepArgs& args);
+// A fused kernel: the step over tensors that are all contiguous, of one
+// dtype (float32 or float64) and on one device.
+using FusedStep = void (*)(const TensorList& params, const TensorList& grads, const TensorList& buffers,
+                           const std::vector<bool>& fresh, const LSGDStepArgs& args);
+
+// Runs `fused` on the arguments as they are when it takes them; otherwise
+// (half precision, non-contiguous tensors, float32 beside float64) on
+// contiguous copies in each gradient's compute dtype, one call per dtype,
+// and writes the copies back: the same arithmetic, rounded once at the end.
+void run_step(const TensorList& params, const TensorList& grads, const TensorList& momentum_buffers,
+              const std::vector<bool>& fresh, const LSGDStepArgs& args, FusedStep fused);
 
 }  // namespace ops
 }  // namespace torch_mlsgd

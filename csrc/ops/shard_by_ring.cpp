@@ -8,40 +8,37 @@
 // the truncation tolerance the direct route uses for the same halos. So the
 // result equals the direct route's, to that tolerance.
 
-#include "ops/shard_by_ring.h"
-
-#include <torch_mlsgd/laplacian_smooth.h>
-
 #include "core/recursive_filter.h"
 #include "ops/smooth_args.h"
 
-#include <ATen/ATen.h>
-#include <torch/library.h>
-
 namespace torch_mlsgd {
 namespace ops {
+namespace {
 
-at::Tensor laplacian_smooth_shard_by_ring(const at::Tensor& shard, const at::Tensor& left,
-                                          const at::Tensor& right, double sigma, int64_t order) {
+Tensor laplacian_smooth_shard_by_ring(const Tensor& shard, const Tensor& left, const Tensor& right,
+                                      double sigma, int64_t order) {
   check_shard_args(shard, left, right, sigma, order);
   const auto filter =
       core::make_recursive_filter(sigma, order, truncation_tolerance(compute_dtype(shard.scalar_type())));
   if (filter.is_identity() || shard.numel() == 0) {
-    return shard.clone();
+    return torch::stable::clone(shard);
   }
-  TORCH_CHECK_VALUE(filter.warmup >= 0, "laplacian_smooth_shard: sigma=", sigma, ", order=", order,
-                    " needs a warm-up beyond ", core::kMaxWarmup, " elements; gather the ring instead");
+  check(filter.warmup >= 0, "laplacian_smooth_shard: sigma=", sigma, ", order=", order,
+        " needs a warm-up beyond ", core::kMaxWarmup, " elements; gather the ring instead");
   const int64_t warmup = filter.warmup;
   check_halo_lengths(left, right, warmup);
-  const at::Tensor ring = at::cat({left.reshape({-1}).narrow(0, left.numel() - warmup, warmup),
-                                   shard.reshape({-1}),
-                                   right.reshape({-1}).narrow(0, 0, warmup)});
-  return laplacian_smooth(ring, sigma, order).narrow(0, warmup, shard.numel()).view(shard.sizes());
+  Tensor l = aten::flat(left);
+  Tensor r = aten::flat(right);
+  const Tensor ring = aten::cat({torch::stable::narrow(l, 0, left.numel() - warmup, warmup), aten::flat(shard),
+                                 torch::stable::narrow(r, 0, 0, warmup)});
+  Tensor smoothed = smooth_op(ring, sigma, order, "auto");
+  return torch::stable::reshape(torch::stable::narrow(smoothed, 0, warmup, shard.numel()), shard.sizes());
 }
 
+}  // namespace
 }  // namespace ops
 }  // namespace torch_mlsgd
 
-TORCH_LIBRARY_IMPL(mlsgd, CompositeExplicitAutograd, m) {
-  m.impl("laplacian_smooth_shard", &torch_mlsgd::ops::laplacian_smooth_shard_by_ring);
+STABLE_TORCH_LIBRARY_IMPL(mlsgd, CompositeExplicitAutograd, m) {
+  m.impl("laplacian_smooth_shard", TORCH_BOX(&torch_mlsgd::ops::laplacian_smooth_shard_by_ring));
 }

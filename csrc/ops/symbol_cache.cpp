@@ -2,8 +2,6 @@
 
 #include "core/laplacian_symbol.h"
 
-#include <ATen/Functions.h>
-#include <ATen/Parallel.h>
 
 #include <cstring>
 #include <iterator>
@@ -19,20 +17,22 @@ struct SymbolKey {
   int64_t n;
   double sigma;
   int64_t order;
-  at::ScalarType dtype;
-  at::Device device;
+  ScalarType dtype;
+  int32_t device_type;
+  int32_t device_index;
 
   bool operator==(const SymbolKey& other) const {
     // Compare sigma bitwise: the cache must return the symbol of exactly this sigma.
     return n == other.n && std::memcmp(&sigma, &other.sigma, sizeof(double)) == 0 &&
-           order == other.order && dtype == other.dtype && device == other.device;
+           order == other.order && dtype == other.dtype && device_type == other.device_type &&
+           device_index == other.device_index;
   }
 };
 
 // A small LRU: a training step asks for a handful of sizes over and over.
 class SymbolCache {
  public:
-  at::Tensor get(const SymbolKey& key) {
+  Tensor get(const SymbolKey& key, const torch::stable::Device& device) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       for (auto it = entries_.begin(); it != entries_.end(); ++it) {
@@ -42,42 +42,36 @@ class SymbolCache {
         }
       }
     }
-    at::Tensor symbol = compute(key);  // outside the lock: it may be large
+    Tensor symbol = compute(key, device);  // outside the lock: it may be large
     std::lock_guard<std::mutex> lock(mutex_);
     entries_.emplace_front(key, symbol);
     bytes_ += symbol.numel() * static_cast<int64_t>(symbol.element_size());
     while (entries_.size() > 1 && (bytes_ > kMaxBytes || entries_.size() > kMaxEntries)) {
-      const at::Tensor& evicted = entries_.back().second;
+      const Tensor& evicted = entries_.back().second;
       bytes_ -= evicted.numel() * static_cast<int64_t>(evicted.element_size());
       entries_.pop_back();
     }
     return symbol;
   }
 
-  void clear() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    entries_.clear();
-    bytes_ = 0;
-  }
-
  private:
   static constexpr int64_t kMaxBytes = int64_t{256} << 20;
   static constexpr size_t kMaxEntries = 512;
 
-  static at::Tensor compute(const SymbolKey& key) {
+  static Tensor compute(const SymbolKey& key, const torch::stable::Device& device) {
     const int64_t half = key.n / 2 + 1;
-    at::Tensor symbol = at::empty({half}, at::TensorOptions().dtype(at::kDouble));
-    double* data = symbol.data_ptr<double>();
-    at::parallel_for(0, half, 1 << 14, [&](int64_t begin, int64_t end) {
+    Tensor symbol = torch::stable::empty({half}, ScalarType::Double);
+    double* data = symbol.mutable_data_ptr<double>();
+    torch::stable::parallel_for(0, half, 1 << 14, [&](int64_t begin, int64_t end) {
       for (int64_t k = begin; k < end; ++k) {
         data[k] = 1.0 / core::laplacian_symbol(k, key.n, key.sigma, key.order);
       }
     });
-    return symbol.to(at::TensorOptions().dtype(key.dtype).device(key.device));
+    return torch::stable::to(symbol, key.dtype, std::nullopt, device);
   }
 
   std::mutex mutex_;
-  std::list<std::pair<SymbolKey, at::Tensor>> entries_;
+  std::list<std::pair<SymbolKey, Tensor>> entries_;
   int64_t bytes_ = 0;
 };
 
@@ -90,12 +84,11 @@ SymbolCache& cache() {
 
 }  // namespace
 
-at::Tensor inverse_symbol(int64_t n, double sigma, int64_t order, at::ScalarType dtype,
-                          at::Device device) {
-  return cache().get(SymbolKey{n, sigma, order, dtype, device});
+Tensor inverse_symbol(int64_t n, double sigma, int64_t order, ScalarType dtype,
+                      const torch::stable::Device& device) {
+  const SymbolKey key{n, sigma, order, dtype, static_cast<int32_t>(device.type()), device.index()};
+  return cache().get(key, device);
 }
-
-void clear_symbol_cache() { cache().clear(); }
 
 }  // namespace ops
 }  // namespace torch_mlsgd

@@ -1,6 +1,6 @@
 #pragma once
 
-#include <ATen/core/Tensor.h>
+#include "ops/stable.h"
 
 #include <cstdint>
 
@@ -11,11 +11,8 @@ namespace ops {
 // of `dtype` on `device`. Cached by (n, sigma, order, dtype, device) in a
 // process-wide LRU bounded in bytes, so repeated steps do not recompute it; the
 // cache never enters optimizer state. Thread-safe.
-at::Tensor inverse_symbol(int64_t n, double sigma, int64_t order, at::ScalarType dtype,
-                          at::Device device);
-
-// Drops every cached symbol (tests, and users reclaiming device memory).
-void clear_symbol_cache();
+Tensor inverse_symbol(int64_t n, double sigma, int64_t order, ScalarType dtype,
+                      const torch::stable::Device& device);
 
 }  // namespace ops
 }  // namespace torch_mlsgd

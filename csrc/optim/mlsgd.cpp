@@ -1,6 +1,6 @@
 #include <torch_mlsgd/mlsgd.h>
 
-#include "ops/schedule.h"
+#include "api/checks.h"
 #include "optim/group_step.h"
 #include "optim/options_io.h"
 
@@ -45,9 +45,18 @@ double MLSGDOptions::get_lr() const { return lr(); }
 
 void MLSGDOptions::set_lr(const double lr) { this->lr(lr); }
 
+namespace {
+
+std::optional<double> optional_of(const c10::optional<double>& value) {
+  return value.has_value() ? std::optional<double>(*value) : std::nullopt;
+}
+
+}  // namespace
+
 double MLSGDOptions::sigma_at(int64_t step) const {
-  return ops::make_schedule(schedule(), sigma(), sigma_min(), sigma_max(), period(), seed())
-      .at(step);
+  api::check_value(
+      core::schedule_error(schedule(), sigma(), sigma_min(), optional_of(sigma_max()), period(), seed()));
+  return core::make_schedule(schedule(), sigma(), sigma_min(), optional_of(sigma_max()), period(), seed()).at(step);
 }
 
 LSGDOptions MLSGDOptions::lsgd_options(double sigma) const {
@@ -65,7 +74,8 @@ LSGDOptions MLSGDOptions::lsgd_options(double sigma) const {
 
 void check_options(const MLSGDOptions& o) {
   optim_detail::check_lsgd_fields(o);
-  ops::make_schedule(o.schedule(), o.sigma(), o.sigma_min(), o.sigma_max(), o.period(), o.seed());
+  api::check_value(
+      core::schedule_error(o.schedule(), o.sigma(), o.sigma_min(), optional_of(o.sigma_max()), o.period(), o.seed()));
 }
 
 void MLSGDParamState::serialize(torch::serialize::OutputArchive& archive) const {

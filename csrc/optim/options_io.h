@@ -4,7 +4,7 @@
 // MLSGDOptions (which have the same LSGD fields), and the loading steps both
 // optimizers add to libtorch's.
 
-#include "ops/smooth_args.h"
+#include "api/checks.h"
 #include "optim/group_step.h"
 
 #include <c10/util/Exception.h>
@@ -24,19 +24,8 @@ namespace optim_detail {
 // Raises c10::ValueError naming the first invalid LSGD hyper-parameter.
 template <typename Options>
 void check_lsgd_fields(const Options& o) {
-  TORCH_CHECK_VALUE(std::isfinite(o.lr()) && o.lr() >= 0, "Invalid learning rate: ", o.lr());
-  ops::check_sigma(o.sigma());
-  ops::check_order(o.order());
-  TORCH_CHECK_VALUE(std::isfinite(o.momentum()) && o.momentum() >= 0,
-                    "Invalid momentum value: ", o.momentum());
-  TORCH_CHECK_VALUE(std::isfinite(o.dampening()), "Invalid dampening value: ", o.dampening());
-  TORCH_CHECK_VALUE(std::isfinite(o.weight_decay()) && o.weight_decay() >= 0,
-                    "Invalid weight_decay value: ", o.weight_decay());
-  TORCH_CHECK_VALUE(!o.nesterov() || (o.momentum() > 0 && o.dampening() == 0),
-                    "Nesterov momentum requires a momentum and zero dampening");
-  TORCH_CHECK_VALUE(o.flatten() == "tensor" || o.flatten() == "group", "Invalid flatten value: '",
-                    o.flatten(), "' (expected 'tensor' or 'group')");
-  ops::parse_backend(o.backend());
+  api::check_value(core::lsgd_error(o.lr(), o.sigma(), o.order(), o.momentum(), o.dampening(), o.weight_decay(),
+                                    o.nesterov(), o.flatten(), o.backend()));
 }
 
 template <typename Options>

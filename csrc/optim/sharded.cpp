@@ -6,7 +6,7 @@
 #include <torch_mlsgd/sharded.h>
 
 #include "core/recursive_filter.h"
-#include "ops/smooth_args.h"
+#include "api/checks.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -73,9 +73,9 @@ at::Tensor halo(const std::vector<at::Tensor>& heads, const std::vector<at::Tens
 
 at::Tensor sharded_laplacian_smooth(const at::Tensor& shard, double sigma, int64_t order,
                                     c10d::ProcessGroup& process_group, bool check_finite) {
-  ops::check_sigma(sigma);
-  ops::check_order(order);
-  ops::check_smoothable(shard, "shard");
+  api::check_value(core::sigma_error(sigma));
+  api::check_value(core::order_error(order));
+  api::check_smoothable(shard, "shard");
   const int rank = process_group.getRank();
   const int world = process_group.getSize();
   const at::Tensor flat = shard.reshape({-1});
@@ -87,7 +87,7 @@ at::Tensor sharded_laplacian_smooth(const at::Tensor& shard, double sigma, int64
     lengths.push_back(n.item<int64_t>());
     longest = std::max(longest, lengths.back());
   }
-  const auto filter = core::make_recursive_filter(sigma, order, ops::truncation_tolerance(ops::compute_dtype(flat.scalar_type())));
+  const auto filter = core::make_recursive_filter(sigma, order, api::truncation_tolerance(flat.scalar_type()));
   // A filter the direct route cannot take in pieces (order above 64, a
   // warm-up beyond its limit): the shards are gathered whole.
   const bool whole = filter.warmup < 0 || order > 64;

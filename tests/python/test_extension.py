@@ -1,23 +1,24 @@
-"""The import-time check of the compiled extension and the version's single source."""
+"""The import-time checks of the compiled ops, which CUDA kernels load, and the
+version's single source."""
 
 import importlib
 import os
 import re
-import sys
-import types
 
 import pytest
 import torch
 
 import torch_mlsgd
-from torch_mlsgd import _extension
+from torch_mlsgd import _build_info, _extension
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_extension_reports_the_torch_it_was_built_against():
-    built = torch_mlsgd._C.torch_version
-    assert built.split(".")[:2] == torch.__version__.split("+")[0].split(".")[:2]
+def _supported_torches():
+    """The torch pins of requirements/torch.txt: (floor, newest)."""
+    with open(os.path.join(ROOT, "requirements", "torch.txt")) as f:
+        pins = re.findall(r"^torch==([0-9.]+)", f.read(), flags=re.M)
+    return pins
 
 
 def test_version_matches_the_cpp_header():
@@ -26,72 +27,57 @@ def test_version_matches_the_cpp_header():
     assert torch_mlsgd.__version__ == header
 
 
-def _reload_with_fake_extension(monkeypatch, torch_version, cuda_version=""):
-    fake = types.ModuleType("torch_mlsgd._C")
-    fake.torch_version = torch_version
-    fake.cuda_version = cuda_version
-    monkeypatch.setitem(sys.modules, "torch_mlsgd._C", fake)
-    monkeypatch.setattr(torch_mlsgd, "_C", fake, raising=False)
-    return importlib.reload(_extension)
+def test_floor_is_the_oldest_torch_the_suite_runs():
+    floor, newest = _supported_torches()
+    assert torch_mlsgd.TORCH_FLOOR == ".".join(floor.split(".")[:2])
+    assert tuple(map(int, floor.split("."))) < tuple(map(int, newest.split(".")))
+    assert torch.__version__.split("+")[0] in (floor, newest)
 
 
-def test_mismatched_torch_is_refused_with_a_rebuild_hint(monkeypatch):
+def test_older_torch_is_refused_naming_the_floor(monkeypatch):
+    monkeypatch.setattr(torch, "__version__", "2.10.1+cu130")
     try:
-        with pytest.raises(ImportError, match=r"built against torch 0\.1\.0.*make build"):
-            _reload_with_fake_extension(monkeypatch, "0.1.0")
-    finally:
-        monkeypatch.undo()
-        importlib.reload(_extension)
-
-
-def test_build_info_names_the_same_torch_as_the_extension():
-    from torch_mlsgd import _build_info
-
-    assert _build_info.torch_version.split("+")[0].split(".")[:2] == torch_mlsgd._C.torch_version.split(".")[:2]
-
-
-def test_mismatch_is_refused_before_the_extension_is_loaded(monkeypatch):
-    # Loading an extension built against another torch can abort the process, so
-    # _build_info is checked first and _C must not even be imported.
-    info = types.ModuleType("torch_mlsgd._build_info")
-    info.torch_version = "0.9.0"
-    monkeypatch.setitem(sys.modules, "torch_mlsgd._build_info", info)
-    monkeypatch.delitem(sys.modules, "torch_mlsgd._C")
-    monkeypatch.delattr(torch_mlsgd, "_C")
-    monkeypatch.setattr(torch_mlsgd, "_build_info", info, raising=False)
-    imported = []
-    real_import = __import__
-
-    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
-        if level == 1 and fromlist and "_C" in fromlist:
-            imported.append(name)
-        return real_import(name, globals, locals, fromlist, level)
-
-    monkeypatch.setattr("builtins.__import__", guarded_import)
-    try:
-        with pytest.raises(ImportError, match=r"built against torch 0\.9\.0.*make build"):
+        with pytest.raises(ImportError, match=rf"needs torch >= {re.escape(_extension.TORCH_FLOOR)}.*2\.10\.1"):
             importlib.reload(_extension)
-        assert imported == []
     finally:
         monkeypatch.undo()
         importlib.reload(_extension)
 
 
-@pytest.mark.skipif(torch.version.cuda is not None, reason="needs a torch without CUDA")
-def test_cuda_extension_on_cpu_torch_is_refused(monkeypatch):
+def _has_kernel(op, key):
+    return torch._C._dispatch_has_kernel_for_dispatch_key(f"mlsgd::{op}", key)
+
+
+def test_cpu_kernels_of_every_op_are_registered():
+    for op in ("laplacian_smooth", "laplacian_smooth_", "laplacian_smooth_shard", "lsgd_step_"):
+        assert _has_kernel(op, "CPU"), op
+
+
+def test_cuda_kernels_load_exactly_into_a_torch_with_cuda():
+    # PyPI's Linux torch is a CUDA build, GPU or not: the wheel's CUDA library
+    # loads into it (and registers its kernels) on this GPU-less machine too.
+    expected = torch.version.cuda is not None and _build_info.cuda_version is not None
+    assert torch_mlsgd.CUDA_KERNELS == expected
+    for op in ("laplacian_smooth", "laplacian_smooth_", "lsgd_step_"):
+        assert _has_kernel(op, "CUDA") == expected, op
+
+
+def test_cuda_kernels_of_another_cuda_major_are_not_loaded(monkeypatch):
+    if _build_info.cuda_version is None:
+        pytest.skip("this build has no CUDA kernels")
+    monkeypatch.setattr(torch.version, "cuda", "99.0")
     try:
-        with pytest.raises(ImportError, match=r"built with CUDA 12\.4"):
-            _reload_with_fake_extension(monkeypatch, torch.__version__, "12.4")
+        with pytest.warns(UserWarning, match=r"built with CUDA .* torch runs CUDA 99\.0"):
+            assert importlib.reload(_extension).CUDA_KERNELS is False
     finally:
         monkeypatch.undo()
         importlib.reload(_extension)
 
 
-def test_cuda_torch_with_a_cpu_only_extension_warns(monkeypatch):
-    monkeypatch.setattr(torch.version, "cuda", "12.8")
+def test_cpu_only_torch_loads_no_cuda_kernels(monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", None)
     try:
-        with pytest.warns(UserWarning, match="no CUDA kernels"):
-            _reload_with_fake_extension(monkeypatch, torch.__version__, "")
+        assert importlib.reload(_extension).CUDA_KERNELS is False
     finally:
         monkeypatch.undo()
         importlib.reload(_extension)

@@ -291,11 +291,13 @@ def test_fused_kernel_handles_what_it_cannot_fuse():
 
 
 def test_the_fused_op_checks_its_lists():
+    # The op itself (a stable-ABI kernel) raises RuntimeError; the optimizers
+    # check first and raise ValueError.
     p = torch.zeros(3)
-    with pytest.raises(ValueError, match="needs one momentum buffer per parameter"):
+    with pytest.raises(RuntimeError, match="needs one momentum buffer per parameter"):
         torch.ops.mlsgd.lsgd_step_([p], [torch.ones(3)], [], [], 0.1, 1.0, 1, 0.9, 0.0, 0.0, False, False,
                                    "tensor", "auto")
-    with pytest.raises(ValueError, match="has 3 elements but its gradient 4"):
+    with pytest.raises(RuntimeError, match="has 3 elements but its gradient 4"):
         torch.ops.mlsgd.lsgd_step_([p], [torch.ones(4)], [], [], 0.1, 1.0, 1, 0.0, 0.0, 0.0, False, False,
                                    "tensor", "auto")
     assert torch.equal(p, torch.zeros(3))

@@ -17,7 +17,7 @@ namespace cpu {
 SmoothBackend choose_backend(SmoothBackend requested, int64_t n,
                              const core::RecursiveFilter& filter) {
   if (requested != SmoothBackend::Auto) {
-    TORCH_CHECK_VALUE(requested != SmoothBackend::Direct || direct_supports(filter),
+    check(requested != SmoothBackend::Direct || direct_supports(filter),
                       "laplacian_smooth: the direct backend supports orders up to ",
                       kMaxDirectOrder, " and sigma up to about 1e11 (order 1; its warm-up would "
                       "exceed ", core::kMaxWarmup, " elements); use backend='fft' or 'auto'");

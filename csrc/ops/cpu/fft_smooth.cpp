@@ -2,17 +2,17 @@
 
 #include "ops/symbol_cache.h"
 
-#include <ATen/Functions.h>
 
 namespace torch_mlsgd {
 namespace ops {
 namespace cpu {
 
-void fft_smooth(const at::Tensor& input, const at::Tensor& output, double sigma, int64_t order) {
+void fft_smooth(const Tensor& input, const Tensor& output, double sigma, int64_t order) {
   const int64_t n = input.numel();
-  at::Tensor spectrum = at::fft_rfft(input);
-  spectrum.mul_(inverse_symbol(n, sigma, order, input.scalar_type(), input.device()));
-  output.copy_(at::fft_irfft(spectrum, n));
+  const Tensor spectrum = aten::fft_rfft(input);
+  aten::mul_(spectrum, inverse_symbol(n, sigma, order, input.scalar_type(), input.device()));
+  Tensor out = output;
+  torch::stable::copy_(out, aten::fft_irfft(spectrum, n));
 }
 
 }  // namespace cpu

@@ -1,14 +1,13 @@
-// CPU kernels of mlsgd::laplacian_smooth and mlsgd::laplacian_smooth_:
-// dtype handling, the choice of route, and the registration.
+// CPU kernels of mlsgd::laplacian_smooth, mlsgd::laplacian_smooth_ and
+// mlsgd::laplacian_smooth_shard: dtype handling, the choice of route, and the
+// registration.
 
 #include "ops/cpu/recursive_sweeps.h"
 #include "ops/cpu/smooth_kernels.h"
 #include "ops/smooth_args.h"
 
-#include <ATen/Functions.h>
-#include <torch/library.h>
-
 #include <cmath>
+#include <string>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -20,25 +19,25 @@ namespace cpu {
 namespace {
 
 // output = S(input) for contiguous float/double tensors; output may alias input.
-void smooth_into(const at::Tensor& input, const at::Tensor& output, double sigma, int64_t order,
+void smooth_into(const Tensor& input, const Tensor& output, double sigma, int64_t order,
                  SmoothBackend requested) {
   const int64_t n = input.numel();
   if (n == 0) {
     return;
   }
-  const auto filter =
-      core::make_recursive_filter(sigma, order, truncation_tolerance(input.scalar_type()));
+  const auto filter = core::make_recursive_filter(sigma, order, truncation_tolerance(input.scalar_type()));
   // A ring of one element is its own mean: S is exactly the identity there.
   if (filter.is_identity() || n == 1) {
-    if (!output.is_same(input)) {
-      output.copy_(input);
+    if (!same_storage(output, input)) {
+      Tensor out = output;
+      torch::stable::copy_(out, input);
     }
     return;
   }
   if (choose_backend(requested, n, filter) == SmoothBackend::Direct) {
     direct_smooth(input, output, filter);
   } else {
-    fft_smooth(input.view({n}), output.view({n}), sigma, order);
+    fft_smooth(aten::flat(input), aten::flat(output), sigma, order);
   }
 }
 
@@ -47,14 +46,14 @@ void smooth_into(const at::Tensor& input, const at::Tensor& output, double sigma
 // we measured). Asking for transparent huge pages on the whole pages inside a
 // large buffer cuts the number of faults 512-fold; as PyTorch's own
 // allocator does under THP_MEM_ALLOC_ENABLE, and harmless where THP is off.
-void advise_huge_pages(const at::Tensor& fresh) {
+void advise_huge_pages(const Tensor& fresh) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   constexpr uintptr_t kHugePage = uintptr_t{1} << 21;
-  const size_t bytes = fresh.nbytes();
+  const size_t bytes = static_cast<size_t>(fresh.numel()) * fresh.element_size();
   if (bytes < 4 * kHugePage) {
     return;
   }
-  const auto start = reinterpret_cast<uintptr_t>(fresh.data_ptr());
+  const auto start = reinterpret_cast<uintptr_t>(fresh.const_data_ptr());
   const uintptr_t first = (start + kHugePage - 1) & ~(kHugePage - 1);
   const uintptr_t last = (start + bytes) & ~(kHugePage - 1);
   if (last > first) {
@@ -65,44 +64,46 @@ void advise_huge_pages(const at::Tensor& fresh) {
 #endif
 }
 
-at::Tensor laplacian_smooth_cpu(const at::Tensor& self, double sigma, int64_t order,
-                                c10::string_view backend) {
+Tensor laplacian_smooth_cpu(const Tensor& self, double sigma, int64_t order, std::string backend) {
   check_smooth_args(self, sigma, order, backend);
-  const at::Tensor input = self.to(compute_dtype(self.scalar_type())).contiguous();
-  at::Tensor output = at::empty_like(input, at::MemoryFormat::Contiguous);
+  const Tensor input = contiguous_as(self, compute_dtype(self.scalar_type()));
+  const Tensor output = torch::stable::empty(self.sizes(), input.scalar_type(), std::nullopt, input.device());
   advise_huge_pages(output);
   smooth_into(input, output, sigma, order, parse_backend(backend));
-  return output.to(self.scalar_type());
+  return output.scalar_type() == self.scalar_type() ? output : torch::stable::to(output, self.scalar_type());
 }
 
-void laplacian_smooth_cpu_(at::Tensor& self, double sigma, int64_t order, c10::string_view backend) {
+void laplacian_smooth_cpu_(Tensor self, double sigma, int64_t order, std::string backend) {
   check_smooth_args(self, sigma, order, backend);
   if (self.is_contiguous() && self.scalar_type() == compute_dtype(self.scalar_type())) {
     smooth_into(self, self, sigma, order, parse_backend(backend));
   } else {
-    self.copy_(laplacian_smooth_cpu(self, sigma, order, backend));
+    torch::stable::copy_(self, laplacian_smooth_cpu(self, sigma, order, backend));
   }
 }
 
-at::Tensor laplacian_smooth_shard_cpu(const at::Tensor& shard, const at::Tensor& left,
-                                      const at::Tensor& right, double sigma, int64_t order) {
+Tensor laplacian_smooth_shard_cpu(const Tensor& shard, const Tensor& left, const Tensor& right, double sigma,
+                                  int64_t order) {
   check_shard_args(shard, left, right, sigma, order);
-  const at::ScalarType dtype = compute_dtype(shard.scalar_type());
+  const ScalarType dtype = compute_dtype(shard.scalar_type());
   const auto filter = core::make_recursive_filter(sigma, order, truncation_tolerance(dtype));
   if (filter.is_identity() || shard.numel() == 0) {
-    return shard.clone();
+    return torch::stable::clone(shard);
   }
-  TORCH_CHECK_VALUE(direct_supports(filter), "laplacian_smooth_shard: the direct route cannot "
-                    "apply sigma=", sigma, ", order=", order, " (orders up to ", kMaxDirectOrder,
-                    ", warm-ups up to ", core::kMaxWarmup, " elements); gather the ring instead");
+  check(direct_supports(filter), "laplacian_smooth_shard: the direct route cannot apply sigma=", sigma,
+        ", order=", order, " (orders up to ", kMaxDirectOrder, ", warm-ups up to ", core::kMaxWarmup,
+        " elements); gather the ring instead");
   const int64_t warmup = filter.warmup;
   check_halo_lengths(left, right, warmup);
-  const at::Tensor input = shard.to(dtype).contiguous().view({-1});
-  const at::Tensor l = left.to(dtype).contiguous().view({-1}).narrow(0, left.numel() - warmup, warmup);
-  const at::Tensor r = right.to(dtype).contiguous().view({-1}).narrow(0, 0, warmup);
-  at::Tensor output = at::empty_like(input);
-  direct_smooth_shard(input, l.contiguous(), r.contiguous(), output, filter);
-  return output.view(shard.sizes()).to(shard.scalar_type());
+  const Tensor input = aten::flat(contiguous_as(shard, dtype));
+  Tensor l = aten::flat(contiguous_as(left, dtype));
+  Tensor r = aten::flat(contiguous_as(right, dtype));
+  const Tensor l_tail = contiguous_as(torch::stable::narrow(l, 0, left.numel() - warmup, warmup), dtype);
+  const Tensor r_head = contiguous_as(torch::stable::narrow(r, 0, 0, warmup), dtype);
+  const Tensor output = torch::stable::empty_like(input);
+  direct_smooth_shard(input, l_tail, r_head, output, filter);
+  const Tensor shaped = torch::stable::reshape(output, shard.sizes());
+  return dtype == shard.scalar_type() ? shaped : torch::stable::to(shaped, shard.scalar_type());
 }
 
 }  // namespace
@@ -110,8 +111,8 @@ at::Tensor laplacian_smooth_shard_cpu(const at::Tensor& shard, const at::Tensor&
 }  // namespace ops
 }  // namespace torch_mlsgd
 
-TORCH_LIBRARY_IMPL(mlsgd, CPU, m) {
-  m.impl("laplacian_smooth", &torch_mlsgd::ops::cpu::laplacian_smooth_cpu);
-  m.impl("laplacian_smooth_", &torch_mlsgd::ops::cpu::laplacian_smooth_cpu_);
-  m.impl("laplacian_smooth_shard", &torch_mlsgd::ops::cpu::laplacian_smooth_shard_cpu);
+STABLE_TORCH_LIBRARY_IMPL(mlsgd, CPU, m) {
+  m.impl("laplacian_smooth", TORCH_BOX(&torch_mlsgd::ops::cpu::laplacian_smooth_cpu));
+  m.impl("laplacian_smooth_", TORCH_BOX(&torch_mlsgd::ops::cpu::laplacian_smooth_cpu_));
+  m.impl("laplacian_smooth_shard", TORCH_BOX(&torch_mlsgd::ops::cpu::laplacian_smooth_shard_cpu));
 }

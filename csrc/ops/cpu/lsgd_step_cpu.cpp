@@ -7,18 +7,14 @@
 // cache-sized scratch per thread and no full-size temporaries. All rings of
 // the group share two parallel regions. FFT route: the smoothed ring is a
 // temporary, then one elementwise pass applies the update. Tensors the fused
-// loops do not handle (half precision, non-contiguous, mixed dtypes) take the
-// composite formulation.
+// loops do not take as they are (half precision, non-contiguous, mixed
+// dtypes) are staged by run_step (ops/lsgd_step.h).
 
 #include "core/lsgd_update.h"
 #include "ops/cpu/recursive_sweeps.h"
 #include "ops/cpu/smooth_kernels.h"
 #include "ops/lsgd_step.h"
 
-#include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <vector>
 
@@ -27,27 +23,11 @@ namespace ops {
 namespace cpu {
 namespace {
 
-bool fusable(at::TensorList params, at::TensorList grads, at::TensorList buffers) {
-  const at::ScalarType dtype = params[0].scalar_type();
-  if (dtype != at::kFloat && dtype != at::kDouble) {
-    return false;
-  }
-  auto plain = [&](const at::Tensor& t) {
-    return t.scalar_type() == dtype && t.is_contiguous() && t.device().is_cpu();
-  };
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (!plain(params[i]) || !plain(grads[i]) || (!buffers.empty() && !plain(buffers[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // The update over a whole tensor for already smoothed values `s`.
 template <typename scalar_t>
 void elementwise_update(const UpdateSink<scalar_t>& sink, const scalar_t* s, int64_t n) {
   const bool vectorised = simd::supported();
-  at::parallel_for(0, n, int64_t{1} << 15, [&](int64_t begin, int64_t end) {
+  torch::stable::parallel_for(0, n, int64_t{1} << 15, [&](int64_t begin, int64_t end) {
     if (vectorised) {
       simd::update_run(sink, begin, s + begin, end - begin);
     } else {
@@ -57,21 +37,27 @@ void elementwise_update(const UpdateSink<scalar_t>& sink, const scalar_t* s, int
 }
 
 template <typename scalar_t>
-void fused_step(at::TensorList params, at::TensorList grads, at::TensorList buffers,
-                const c10::List<bool>& fresh, const LSGDStepArgs& a) {
+void fused_step(const TensorList& params, const TensorList& grads, const TensorList& buffers,
+                const std::vector<bool>& fresh, const LSGDStepArgs& a) {
   const core::LSGDUpdate update{a.lr, a.momentum, a.dampening, a.weight_decay, a.nesterov};
   const double sign = a.maximize ? -1.0 : 1.0;
   const auto filter =
       core::make_recursive_filter(a.sigma, a.order, truncation_tolerance(params[0].scalar_type()));
+  // Raw pointers once, outside the parallel regions (each is a call into torch).
+  std::vector<scalar_t*> param_data, buffer_data(params.size(), nullptr);
+  for (size_t i = 0; i < params.size(); ++i) {
+    param_data.push_back(params[i].mutable_data_ptr<scalar_t>());
+    if (!buffers.empty()) {
+      buffer_data[i] = buffers[i].mutable_data_ptr<scalar_t>();
+    }
+  }
   // One sink per parameter; `scale` turns the values a route produces into S(g).
   auto sink_for = [&](size_t i, double scale) {
-    return UpdateSink<scalar_t>{update, params[i].data_ptr<scalar_t>(),
-                                buffers.empty() ? nullptr : buffers[i].data_ptr<scalar_t>(),
-                                !buffers.empty() && fresh[i], scale};
+    return UpdateSink<scalar_t>{update, param_data[i], buffer_data[i], !buffers.empty() && fresh[i], scale};
   };
   if (filter.is_identity()) {  // sigma == 0: SGD
     for (size_t i = 0; i < params.size(); ++i) {
-      elementwise_update(sink_for(i, sign), grads[i].data_ptr<scalar_t>(), grads[i].numel());
+      elementwise_update(sink_for(i, sign), grads[i].const_data_ptr<scalar_t>(), grads[i].numel());
     }
     return;
   }
@@ -95,7 +81,7 @@ void fused_step(at::TensorList params, at::TensorList grads, at::TensorList buff
     int64_t length = 0;
     std::vector<Segment<scalar_t>> segments;
     for (int64_t i : ring) {
-      segments.push_back({grads[i].data_ptr<scalar_t>(), grads[i].numel(), i});
+      segments.push_back({grads[i].const_data_ptr<scalar_t>(), grads[i].numel(), i});
       length += grads[i].numel();
     }
     if (length == 0) {
@@ -103,7 +89,7 @@ void fused_step(at::TensorList params, at::TensorList grads, at::TensorList buff
     }
     if (length == 1) {  // S is exactly the identity on a ring of one element
       for (int64_t i : ring) {
-        elementwise_update(sink_for(static_cast<size_t>(i), sign), grads[i].data_ptr<scalar_t>(),
+        elementwise_update(sink_for(static_cast<size_t>(i), sign), grads[i].const_data_ptr<scalar_t>(),
                            grads[i].numel());
       }
       continue;
@@ -124,14 +110,14 @@ void fused_step(at::TensorList params, at::TensorList grads, at::TensorList buff
   }
 
   for (const auto* ring : fft_rings) {
-    std::vector<at::Tensor> flat;
+    std::vector<Tensor> flat;
     for (int64_t i : *ring) {
-      flat.push_back(grads[i].reshape({-1}));
+      flat.push_back(aten::flat(grads[i]));
     }
-    const at::Tensor input = flat.size() == 1 ? flat[0] : at::cat(flat);
-    const at::Tensor smoothed = at::empty_like(input);
+    const Tensor input = flat.size() == 1 ? flat[0] : aten::cat(flat);
+    const Tensor smoothed = torch::stable::empty_like(input);
     fft_smooth(input, smoothed, a.sigma, a.order);
-    const scalar_t* s = smoothed.data_ptr<scalar_t>();
+    const scalar_t* s = smoothed.const_data_ptr<scalar_t>();
     for (int64_t i : *ring) {
       elementwise_update(sink_for(static_cast<size_t>(i), sign), s, grads[i].numel());
       s += grads[i].numel();
@@ -139,23 +125,20 @@ void fused_step(at::TensorList params, at::TensorList grads, at::TensorList buff
   }
 }
 
-void lsgd_step_cpu(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers,
-                   const c10::List<bool>& fresh, double lr, double sigma, int64_t order,
-                   double momentum, double dampening, double weight_decay, bool nesterov,
-                   bool maximize, c10::string_view flatten, c10::string_view backend) {
-  const LSGDStepArgs args =
-      check_lsgd_step_args(params, grads, momentum_buffers, fresh, lr, sigma, order, momentum,
-                           dampening, weight_decay, nesterov, maximize, flatten, backend);
-  if (params.empty()) {
-    return;
-  }
-  if (!fusable(params, grads, momentum_buffers)) {
-    lsgd_step_composite(params, grads, momentum_buffers, fresh, args);
-    return;
-  }
-  AT_DISPATCH_FLOATING_TYPES(params[0].scalar_type(), "lsgd_step_cpu", [&] {
-    fused_step<scalar_t>(params, grads, momentum_buffers, fresh, args);
+void fused_step_cpu(const TensorList& params, const TensorList& grads, const TensorList& buffers,
+                    const std::vector<bool>& fresh, const LSGDStepArgs& args) {
+  dispatch_float_double(params[0].scalar_type(), "lsgd_step_cpu", [&](auto zero) {
+    fused_step<decltype(zero)>(params, grads, buffers, fresh, args);
   });
+}
+
+void lsgd_step_cpu(TensorList params, TensorList grads, TensorList momentum_buffers, std::vector<bool> fresh,
+                   double lr, double sigma, int64_t order, double momentum, double dampening,
+                   double weight_decay, bool nesterov, bool maximize, std::string flatten, std::string backend) {
+  const LSGDStepArgs args = check_lsgd_step_args(params, grads, momentum_buffers, fresh, lr, sigma, order,
+                                                 momentum, dampening, weight_decay, nesterov, maximize, flatten,
+                                                 backend);
+  run_step(params, grads, momentum_buffers, fresh, args, &fused_step_cpu);
 }
 
 }  // namespace
@@ -163,6 +146,6 @@ void lsgd_step_cpu(at::TensorList params, at::TensorList grads, at::TensorList m
 }  // namespace ops
 }  // namespace torch_mlsgd
 
-TORCH_LIBRARY_IMPL(mlsgd, CPU, m) {
-  m.impl("lsgd_step_", &torch_mlsgd::ops::cpu::lsgd_step_cpu);
+STABLE_TORCH_LIBRARY_IMPL(mlsgd, CPU, m) {
+  m.impl("lsgd_step_", TORCH_BOX(&torch_mlsgd::ops::cpu::lsgd_step_cpu));
 }

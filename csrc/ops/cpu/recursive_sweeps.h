@@ -24,8 +24,7 @@
 #include "ops/cpu/simd_sweeps.h"
 #include "ops/cpu/sinks.h"
 
-#include <ATen/Parallel.h>
-#include <c10/util/Exception.h>
+#include "ops/stable.h"
 
 #include <algorithm>
 #include <array>
@@ -157,8 +156,8 @@ inline bool direct_supports(const core::RecursiveFilter& filter) {
 // Calls f(cascade) with the cheapest cascade type that represents `filter`.
 template <typename F>
 void visit_cascade(const core::RecursiveFilter& filter, F&& f) {
-  TORCH_CHECK(!filter.is_identity(), "visit_cascade: the identity has no cascade");
-  TORCH_CHECK(direct_supports(filter), "the direct backend supports orders up to ",
+  check(!filter.is_identity(), "visit_cascade: the identity has no cascade");
+  check(direct_supports(filter), "the direct backend supports orders up to ",
               kMaxDirectOrder, " and warm-ups up to ", core::kMaxWarmup, " elements");
   const size_t sections = filter.sections.size();
   if (filter.is_single_first_order()) {
@@ -573,12 +572,12 @@ void run_direct(const Cascade& cascade, const SweepPlan<scalar_t>& plan, int64_t
   const int64_t group_grain =
       std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, plan.elements / num_groups));
 
-  at::parallel_for(0, num_groups, start_grain, [&](int64_t begin, int64_t end) {
+  torch::stable::parallel_for(0, num_groups, start_grain, [&](int64_t begin, int64_t end) {
     for (int64_t g = begin; g < end; ++g) {
       start_states_of_group(cascade, plan, plan.groups[g], warmup, starts.data());
     }
   });
-  at::parallel_for(0, num_groups, group_grain, [&](int64_t begin, int64_t end) {
+  torch::stable::parallel_for(0, num_groups, group_grain, [&](int64_t begin, int64_t end) {
     for (int64_t g = begin; g < end; ++g) {
       const ChunkGroup& group = plan.groups[g];
       auto emit = make_emitter(plan.segments[plan.chunks[group.first_chunk].segment].tag);

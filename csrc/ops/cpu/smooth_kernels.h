@@ -6,7 +6,6 @@
 #include "core/recursive_filter.h"
 #include "ops/smooth_args.h"
 
-#include <ATen/core/Tensor.h>
 
 #include <cstdint>
 
@@ -15,10 +14,10 @@ namespace ops {
 namespace cpu {
 
 // rfft -> multiply by the cached 1 / d_k -> irfft.
-void fft_smooth(const at::Tensor& input, const at::Tensor& output, double sigma, int64_t order);
+void fft_smooth(const Tensor& input, const Tensor& output, double sigma, int64_t order);
 
 // The causal/anti-causal recursions of `filter`, chunked over threads.
-void direct_smooth(const at::Tensor& input, const at::Tensor& output,
+void direct_smooth(const Tensor& input, const Tensor& output,
                    const core::RecursiveFilter& filter);
 
 // The route for a ring of n elements: `requested` unless it is Auto, else the
@@ -30,8 +29,8 @@ SmoothBackend choose_backend(SmoothBackend requested, int64_t n,
 // filter.warmup ring elements just before the shard, `right` those just after
 // it (contiguous, same dtype). Exactly the shard's part of smoothing the
 // whole ring, to the same truncation tolerance.
-void direct_smooth_shard(const at::Tensor& shard, const at::Tensor& left, const at::Tensor& right,
-                         const at::Tensor& output, const core::RecursiveFilter& filter);
+void direct_smooth_shard(const Tensor& shard, const Tensor& left, const Tensor& right,
+                         const Tensor& output, const core::RecursiveFilter& filter);
 
 }  // namespace cpu
 }  // namespace ops

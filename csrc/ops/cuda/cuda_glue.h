@@ -1,12 +1,13 @@
 #pragma once
 
-// What the CUDA glue files share: error checks and scratch allocation.
+// What the CUDA glue files share: error checks, the current stream, scratch
+// memory from torch's caching allocator, and the choice of route. Stable ABI
+// only, like the rest of the op library.
 
 #include "cuda/kernels/smoothing.h"
 #include "ops/smooth_args.h"
 
-#include <ATen/ATen.h>
-#include <c10/util/Exception.h>
+#include <torch/csrc/stable/accelerator.h>
 
 #include <cuda_runtime.h>
 
@@ -17,13 +18,20 @@ namespace ops {
 namespace cuda {
 
 inline void check_kernel(cudaError_t status, const char* what) {
-  TORCH_CHECK(status == cudaSuccess, "torch_mlsgd CUDA ", what, " failed: ", cudaGetErrorString(status),
-              status == cudaErrorUnknown ? " (" + torch_mlsgd::cuda::last_fft_error() + ")" : std::string());
+  check(status == cudaSuccess, "torch_mlsgd CUDA ", what, " failed: ", cudaGetErrorString(status),
+        status == cudaErrorUnknown ? " (" + torch_mlsgd::cuda::last_fft_error() + ")" : std::string());
+}
+
+// torch's current CUDA stream on `tensor`'s device.
+inline cudaStream_t current_stream(const Tensor& tensor) {
+  void* stream = nullptr;
+  STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_current_cuda_stream(tensor.get_device_index(), &stream));
+  return static_cast<cudaStream_t>(stream);
 }
 
 // Device scratch from torch's caching allocator, ordered on the current stream.
-inline at::Tensor scratch(size_t bytes, const at::Tensor& like) {
-  return at::empty({static_cast<int64_t>(bytes)}, like.options().dtype(at::kByte));
+inline Tensor scratch(size_t bytes, const Tensor& like) {
+  return torch::stable::empty({static_cast<int64_t>(bytes)}, ScalarType::Byte, std::nullopt, like.device());
 }
 
 // The GPU route for a ring of n elements: the direct kernels when they can
@@ -33,9 +41,9 @@ inline bool use_direct(SmoothBackend requested, const core::RecursiveFilter& fil
                        torch_mlsgd::cuda::DeviceFilter* device_filter) {
   const bool fits = torch_mlsgd::cuda::make_device_filter(filter, element_bytes, device_filter);
   if (requested == SmoothBackend::Direct) {
-    TORCH_CHECK_VALUE(fits, "laplacian_smooth: on CUDA the direct backend supports orders up to ",
-                      2 * torch_mlsgd::cuda::kMaxSections, " and warm-ups that fit shared memory; use "
-                      "backend='fft' or 'auto'");
+    check(fits, "laplacian_smooth: on CUDA the direct backend supports orders up to ",
+          2 * torch_mlsgd::cuda::kMaxSections, " and warm-ups that fit shared memory; use "
+          "backend='fft' or 'auto'");
     return true;
   }
   return requested == SmoothBackend::Auto && fits && filter.warmup <= 2 * torch_mlsgd::cuda::kChunk;

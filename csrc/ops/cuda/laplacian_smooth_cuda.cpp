@@ -3,52 +3,52 @@
 // CUDA stream of the input's device.
 
 #include "ops/cuda/cuda_glue.h"
-#include "ops/smooth_args.h"
 
-#include <ATen/Dispatch.h>
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <torch/library.h>
+#include <string>
 
 namespace torch_mlsgd {
 namespace ops {
 namespace cuda {
 namespace {
 
-at::Tensor laplacian_smooth_cuda(const at::Tensor& self, double sigma, int64_t order, c10::string_view backend) {
+Tensor laplacian_smooth_cuda(const Tensor& self, double sigma, int64_t order, std::string backend) {
   check_smooth_args(self, sigma, order, backend);
-  const c10::cuda::CUDAGuard guard(self.device());
-  const at::Tensor input = self.to(compute_dtype(self.scalar_type())).contiguous();
-  at::Tensor output = at::empty_like(input, at::MemoryFormat::Contiguous);
+  const torch::stable::accelerator::DeviceGuard guard(self.get_device_index());
+  const Tensor input = contiguous_as(self, compute_dtype(self.scalar_type()));
+  Tensor output = torch::stable::empty(self.sizes(), input.scalar_type(), std::nullopt, input.device());
   const int64_t n = input.numel();
   const auto filter = core::make_recursive_filter(sigma, order, truncation_tolerance(input.scalar_type()));
+  auto in_dtype_of_self = [&](const Tensor& t) {
+    return t.scalar_type() == self.scalar_type() ? t : torch::stable::to(t, self.scalar_type());
+  };
   if (n <= 1 || filter.is_identity()) {
-    output.copy_(input);
-    return output.to(self.scalar_type());
+    torch::stable::copy_(output, input);
+    return in_dtype_of_self(output);
   }
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "laplacian_smooth_cuda", [&] {
+  const cudaStream_t stream = current_stream(input);
+  dispatch_float_double(input.scalar_type(), "laplacian_smooth_cuda", [&](auto zero) {
+    using scalar_t = decltype(zero);
     torch_mlsgd::cuda::DeviceFilter device_filter;
     if (use_direct(parse_backend(backend), filter, sizeof(scalar_t), &device_filter)) {
       // Out of place: a block's neighbours read its inputs as their halos.
-      const torch_mlsgd::cuda::SmoothRing<scalar_t> ring{input.data_ptr<scalar_t>(),
-                                                         output.data_ptr<scalar_t>(), n};
-      const at::Tensor workspace = scratch(torch_mlsgd::cuda::direct_workspace_bytes(1), input);
-      check_kernel(torch_mlsgd::cuda::direct_smooth(&ring, 1, device_filter, workspace.data_ptr(), stream),
+      const torch_mlsgd::cuda::SmoothRing<scalar_t> ring{input.const_data_ptr<scalar_t>(),
+                                                         output.mutable_data_ptr<scalar_t>(), n};
+      const Tensor workspace = scratch(torch_mlsgd::cuda::direct_workspace_bytes(1), input);
+      check_kernel(torch_mlsgd::cuda::direct_smooth(&ring, 1, device_filter, workspace.mutable_data_ptr(), stream),
                    "direct smoothing");
     } else {
-      const at::Tensor spectrum = scratch(torch_mlsgd::cuda::fft_workspace_bytes(n, 1, sizeof(scalar_t)), input);
-      check_kernel(torch_mlsgd::cuda::fft_smooth(input.data_ptr<scalar_t>(), output.data_ptr<scalar_t>(), n, 1,
-                                                 sigma, order, spectrum.data_ptr(), stream),
+      const Tensor spectrum = scratch(torch_mlsgd::cuda::fft_workspace_bytes(n, 1, sizeof(scalar_t)), input);
+      check_kernel(torch_mlsgd::cuda::fft_smooth(input.const_data_ptr<scalar_t>(), output.mutable_data_ptr<scalar_t>(),
+                                                 n, 1, sigma, order, spectrum.mutable_data_ptr(), stream),
                    "FFT smoothing");
     }
   });
-  return output.to(self.scalar_type());
+  return in_dtype_of_self(output);
 }
 
-void laplacian_smooth_cuda_(at::Tensor& self, double sigma, int64_t order, c10::string_view backend) {
+void laplacian_smooth_cuda_(Tensor self, double sigma, int64_t order, std::string backend) {
   check_smooth_args(self, sigma, order, backend);
-  self.copy_(laplacian_smooth_cuda(self, sigma, order, backend));
+  torch::stable::copy_(self, laplacian_smooth_cuda(self, sigma, order, backend));
 }
 
 }  // namespace
@@ -56,7 +56,7 @@ void laplacian_smooth_cuda_(at::Tensor& self, double sigma, int64_t order, c10::
 }  // namespace ops
 }  // namespace torch_mlsgd
 
-TORCH_LIBRARY_IMPL(mlsgd, CUDA, m) {
-  m.impl("laplacian_smooth", &torch_mlsgd::ops::cuda::laplacian_smooth_cuda);
-  m.impl("laplacian_smooth_", &torch_mlsgd::ops::cuda::laplacian_smooth_cuda_);
+STABLE_TORCH_LIBRARY_IMPL(mlsgd, CUDA, m) {
+  m.impl("laplacian_smooth", TORCH_BOX(&torch_mlsgd::ops::cuda::laplacian_smooth_cuda));
+  m.impl("laplacian_smooth_", TORCH_BOX(&torch_mlsgd::ops::cuda::laplacian_smooth_cuda_));
 }

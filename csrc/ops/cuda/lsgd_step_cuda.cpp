@@ -6,16 +6,13 @@
 // (one cuFFT plan per length) and updated with one elementwise launch.
 // flatten="group": the group's gradients are concatenated into one ring,
 // smoothed, and the update runs over its pieces. sigma = 0: one elementwise
-// launch. Tensors the kernels do not take use the composite formulation.
+// launch. Tensors the kernels do not take as they are are staged by run_step
+// (ops/lsgd_step.h).
 
 #include "core/recursive_filter.h"
 #include "ops/cuda/cuda_glue.h"
 #include "ops/lsgd_step.h"
 
-#include <ATen/Dispatch.h>
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <torch/library.h>
 
 #include <map>
 #include <vector>
@@ -27,42 +24,25 @@ namespace {
 
 namespace kernels = torch_mlsgd::cuda;
 
-bool fusable(at::TensorList params, at::TensorList grads, at::TensorList buffers) {
-  const at::ScalarType dtype = params[0].scalar_type();
-  if (dtype != at::kFloat && dtype != at::kDouble) {
-    return false;
-  }
-  const at::Device device = params[0].device();
-  auto plain = [&](const at::Tensor& t) {
-    return t.scalar_type() == dtype && t.is_contiguous() && t.device() == device;
-  };
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (!plain(params[i]) || !plain(grads[i]) || (!buffers.empty() && !plain(buffers[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 template <typename scalar_t>
-void fused_step(at::TensorList params, at::TensorList grads, at::TensorList buffers,
-                const c10::List<bool>& fresh, const LSGDStepArgs& a) {
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+void fused_step(const TensorList& params, const TensorList& grads, const TensorList& buffers,
+                const std::vector<bool>& fresh, const LSGDStepArgs& a) {
+  const cudaStream_t stream = current_stream(params[0]);
   const kernels::UpdateRule rule{a.lr, a.momentum, a.dampening, a.weight_decay, a.nesterov};
   const double sign = a.maximize ? -1.0 : 1.0;
   auto ring_of = [&](size_t i, const scalar_t* input, double scale) {
-    return kernels::UpdateRing<scalar_t>{input, params[i].data_ptr<scalar_t>(),
-                                         buffers.empty() ? nullptr : buffers[i].data_ptr<scalar_t>(),
+    return kernels::UpdateRing<scalar_t>{input, params[i].mutable_data_ptr<scalar_t>(),
+                                         buffers.empty() ? nullptr : buffers[i].mutable_data_ptr<scalar_t>(),
                                          params[i].numel(), !buffers.empty() && fresh[i], scale};
   };
   auto elementwise = [&](const std::vector<kernels::UpdateRing<scalar_t>>& rings) {
     if (rings.empty()) {
       return;
     }
-    const at::Tensor workspace = scratch(kernels::direct_workspace_bytes(static_cast<int64_t>(rings.size())),
+    const Tensor workspace = scratch(kernels::direct_workspace_bytes(static_cast<int64_t>(rings.size())),
                                          params[0]);
     check_kernel(kernels::elementwise_update(rings.data(), static_cast<int64_t>(rings.size()), rule,
-                                             workspace.data_ptr(), stream),
+                                             workspace.mutable_data_ptr(), stream),
                  "LSGD update");
   };
 
@@ -73,26 +53,26 @@ void fused_step(at::TensorList params, at::TensorList grads, at::TensorList buff
   std::vector<kernels::UpdateRing<scalar_t>> updates;  // inputs already smoothed (or sigma = 0)
 
   if (a.group_ring && !filter.is_identity()) {
-    std::vector<at::Tensor> flat;
+    std::vector<Tensor> flat;
     for (const auto& g : grads) {
-      flat.push_back(g.reshape({-1}));
+      flat.push_back(aten::flat(g));
     }
-    const at::Tensor ring = at::cat(flat);
+    const Tensor ring = aten::cat(flat);
     const int64_t n = ring.numel();
-    at::Tensor smoothed = n <= 1 ? ring : at::empty_like(ring);
+    Tensor smoothed = n <= 1 ? ring : torch::stable::empty_like(ring);
     if (n > 1 && direct) {
-      const kernels::SmoothRing<scalar_t> r{ring.data_ptr<scalar_t>(), smoothed.data_ptr<scalar_t>(), n};
-      const at::Tensor workspace = scratch(kernels::direct_workspace_bytes(1), ring);
-      check_kernel(kernels::direct_smooth(&r, 1, device_filter, workspace.data_ptr(), stream), "direct smoothing");
+      const kernels::SmoothRing<scalar_t> r{ring.const_data_ptr<scalar_t>(), smoothed.mutable_data_ptr<scalar_t>(), n};
+      const Tensor workspace = scratch(kernels::direct_workspace_bytes(1), ring);
+      check_kernel(kernels::direct_smooth(&r, 1, device_filter, workspace.mutable_data_ptr(), stream), "direct smoothing");
     } else if (n > 1) {
-      const at::Tensor spectrum = scratch(kernels::fft_workspace_bytes(n, 1, sizeof(scalar_t)), ring);
-      check_kernel(kernels::fft_smooth(ring.data_ptr<scalar_t>(), smoothed.data_ptr<scalar_t>(), n, 1, a.sigma,
-                                       a.order, spectrum.data_ptr(), stream),
+      const Tensor spectrum = scratch(kernels::fft_workspace_bytes(n, 1, sizeof(scalar_t)), ring);
+      check_kernel(kernels::fft_smooth(ring.const_data_ptr<scalar_t>(), smoothed.mutable_data_ptr<scalar_t>(), n, 1, a.sigma,
+                                       a.order, spectrum.mutable_data_ptr(), stream),
                    "FFT smoothing");
     }
     int64_t offset = 0;
     for (size_t i = 0; i < params.size(); ++i) {
-      updates.push_back(ring_of(i, smoothed.data_ptr<scalar_t>() + offset, sign));
+      updates.push_back(ring_of(i, smoothed.mutable_data_ptr<scalar_t>() + offset, sign));
       offset += params[i].numel();
     }
     elementwise(updates);
@@ -104,60 +84,57 @@ void fused_step(at::TensorList params, at::TensorList grads, at::TensorList buff
   for (size_t i = 0; i < params.size(); ++i) {
     const int64_t n = params[i].numel();
     if (filter.is_identity() || n <= 1) {
-      updates.push_back(ring_of(i, grads[i].data_ptr<scalar_t>(), sign));
+      updates.push_back(ring_of(i, grads[i].const_data_ptr<scalar_t>(), sign));
     } else if (direct) {
-      direct_rings.push_back(ring_of(i, grads[i].data_ptr<scalar_t>(), sign * filter.gain));
+      direct_rings.push_back(ring_of(i, grads[i].const_data_ptr<scalar_t>(), sign * filter.gain));
     } else {
       fft_by_length[n].push_back(i);
     }
   }
   if (!direct_rings.empty()) {
-    const at::Tensor workspace =
+    const Tensor workspace =
         scratch(kernels::direct_workspace_bytes(static_cast<int64_t>(direct_rings.size())), params[0]);
     check_kernel(kernels::direct_update(direct_rings.data(), static_cast<int64_t>(direct_rings.size()),
-                                        device_filter, rule, workspace.data_ptr(), stream),
+                                        device_filter, rule, workspace.mutable_data_ptr(), stream),
                  "fused LSGD step");
   }
-  std::vector<at::Tensor> keep_alive;  // smoothed batches, until the update is queued
+  std::vector<Tensor> keep_alive;  // smoothed batches, until the update is queued
   for (const auto& entry : fft_by_length) {
     const int64_t n = entry.first;
     const int64_t batch = static_cast<int64_t>(entry.second.size());
-    std::vector<at::Tensor> rows;
+    std::vector<Tensor> rows;
     for (size_t i : entry.second) {
-      rows.push_back(grads[i].reshape({1, n}));
+      rows.push_back(aten::flat(grads[i]));
     }
-    const at::Tensor input = batch == 1 ? rows[0] : at::cat(rows);
-    at::Tensor smoothed = at::empty_like(input);
-    const at::Tensor spectrum = scratch(kernels::fft_workspace_bytes(n, batch, sizeof(scalar_t)), input);
-    check_kernel(kernels::fft_smooth(input.data_ptr<scalar_t>(), smoothed.data_ptr<scalar_t>(), n, batch,
-                                     a.sigma, a.order, spectrum.data_ptr(), stream),
+    const Tensor input = batch == 1 ? rows[0] : aten::cat(rows);
+    Tensor smoothed = torch::stable::empty_like(input);
+    const Tensor spectrum = scratch(kernels::fft_workspace_bytes(n, batch, sizeof(scalar_t)), input);
+    check_kernel(kernels::fft_smooth(input.const_data_ptr<scalar_t>(), smoothed.mutable_data_ptr<scalar_t>(), n, batch,
+                                     a.sigma, a.order, spectrum.mutable_data_ptr(), stream),
                  "FFT smoothing");
     for (int64_t b = 0; b < batch; ++b) {
-      updates.push_back(ring_of(entry.second[b], smoothed.data_ptr<scalar_t>() + b * n, sign));
+      updates.push_back(ring_of(entry.second[b], smoothed.mutable_data_ptr<scalar_t>() + b * n, sign));
     }
     keep_alive.push_back(smoothed);
   }
   elementwise(updates);
 }
 
-void lsgd_step_cuda(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers,
-                    const c10::List<bool>& fresh, double lr, double sigma, int64_t order, double momentum,
-                    double dampening, double weight_decay, bool nesterov, bool maximize,
-                    c10::string_view flatten, c10::string_view backend) {
+void fused_step_cuda(const TensorList& params, const TensorList& grads, const TensorList& buffers,
+                     const std::vector<bool>& fresh, const LSGDStepArgs& args) {
+  const torch::stable::accelerator::DeviceGuard guard(params[0].get_device_index());
+  dispatch_float_double(params[0].scalar_type(), "lsgd_step_cuda", [&](auto zero) {
+    fused_step<decltype(zero)>(params, grads, buffers, fresh, args);
+  });
+}
+
+void lsgd_step_cuda(TensorList params, TensorList grads, TensorList momentum_buffers, std::vector<bool> fresh,
+                    double lr, double sigma, int64_t order, double momentum, double dampening,
+                    double weight_decay, bool nesterov, bool maximize, std::string flatten, std::string backend) {
   const LSGDStepArgs args = check_lsgd_step_args(params, grads, momentum_buffers, fresh, lr, sigma, order,
                                                  momentum, dampening, weight_decay, nesterov, maximize, flatten,
                                                  backend);
-  if (params.empty()) {
-    return;
-  }
-  if (!fusable(params, grads, momentum_buffers)) {
-    lsgd_step_composite(params, grads, momentum_buffers, fresh, args);
-    return;
-  }
-  const c10::cuda::CUDAGuard guard(params[0].device());
-  AT_DISPATCH_FLOATING_TYPES(params[0].scalar_type(), "lsgd_step_cuda", [&] {
-    fused_step<scalar_t>(params, grads, momentum_buffers, fresh, args);
-  });
+  run_step(params, grads, momentum_buffers, fresh, args, &fused_step_cuda);
 }
 
 }  // namespace
@@ -165,6 +142,6 @@ void lsgd_step_cuda(at::TensorList params, at::TensorList grads, at::TensorList 
 }  // namespace ops
 }  // namespace torch_mlsgd
 
-TORCH_LIBRARY_IMPL(mlsgd, CUDA, m) {
-  m.impl("lsgd_step_", &torch_mlsgd::ops::cuda::lsgd_step_cuda);
+STABLE_TORCH_LIBRARY_IMPL(mlsgd, CUDA, m) {
+  m.impl("lsgd_step_", TORCH_BOX(&torch_mlsgd::ops::cuda::lsgd_step_cuda));
 }

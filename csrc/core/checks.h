@@ -1,0 +1,44 @@
+#pragma once
+
+// The argument rules of every op and optimizer, in one place and without
+// torch: each function returns why a value is invalid, or an empty string.
+// Each layer raises these messages with its own error type: the stable-ABI
+// ops through STD_TORCH_CHECK (RuntimeError in Python), the LibTorch API as
+// c10::ValueError, the Python package as ValueError (torch_mlsgd/_validation.py
+// words them the same way).
+
+#include "core/sigma_schedule.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace torch_mlsgd {
+namespace core {
+
+enum class SmoothBackend { Auto, FFT, Direct };
+
+std::string sigma_error(double sigma);
+std::string order_error(int64_t order);
+// "auto" | "fft" | "direct".
+std::string backend_error(std::string_view name);
+// Requires backend_error(name) to be empty.
+SmoothBackend parse_backend(std::string_view name);
+
+// The hyper-parameters of one LSGD step (lr, momentum, ... as torch.optim.SGD
+// checks them, plus sigma, order, flatten and backend).
+std::string lsgd_error(double lr, double sigma, int64_t order, double momentum, double dampening,
+                       double weight_decay, bool nesterov, std::string_view flatten,
+                       std::string_view backend);
+
+// MLSGD's schedule arguments; sigma_max defaults to 2 * sigma (so that the
+// random schedule's mean is sigma).
+std::string schedule_error(std::string_view name, double sigma, double sigma_min,
+                           std::optional<double> sigma_max, int64_t period, int64_t seed);
+// Requires schedule_error(...) to be empty.
+SigmaSchedule make_schedule(std::string_view name, double sigma, double sigma_min,
+                            std::optional<double> sigma_max, int64_t period, int64_t seed);
+
+}  // namespace core
+}  // namespace torch_mlsgd
