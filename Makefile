@@ -28,7 +28,7 @@ VENV_PREFIX ?= .venv-
 NEWEST_PYTHON := $(VENV_PREFIX)$(NEWEST)/bin/python
 FLOOR_PYTHON := $(VENV_PREFIX)$(FLOOR)/bin/python
 
-DEBIAN_PACKAGES := python3-dev python3-venv cmake ninja-build g++ libgtest-dev patchelf \
+DEBIAN_PACKAGES := python3-dev python3-venv cmake ninja-build g++ libgtest-dev \
   dataset-fashion-mnist zlib1g-dev clang libclang-rt-14-dev
 
 CSRC := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
@@ -40,6 +40,10 @@ WHEEL_STAMP := $(BUILD)/wheel/.built
   test-python-newest check-install demo bench saddle saddle-nets attraction install clean distclean
 
 all: wheel
+
+# The environments' stamps are made by pattern rules; keep them (make would delete
+# them as intermediate files, and rebuild the environments every run).
+.PRECIOUS: $(VENV_PREFIX)%/.installed $(VENV_PREFIX)%/.wheel
 
 deps:
 	@tools/ensure_deps.sh $(DEBIAN_PACKAGES)
@@ -60,20 +64,22 @@ $(WHEEL_STAMP): $(VENV_PREFIX)$(NEWEST)/.installed $(CSRC) $(PYSRC) setup.py pyp
 	rm -rf $(BUILD)/wheel dist
 	MAX_JOBS=$(JOBS) $(NEWEST_PYTHON) -m pip wheel --disable-pip-version-check --no-build-isolation --no-deps \
 	  -q -w $(BUILD)/wheel/raw .
-	$(VENV_PREFIX)$(NEWEST)/bin/auditwheel -q repair -w dist $(BUILD)/wheel/raw/torch_mlsgd-*.whl \
+	PATH=$(abspath $(VENV_PREFIX)$(NEWEST))/bin:$$PATH $(VENV_PREFIX)$(NEWEST)/bin/auditwheel repair -w dist $(BUILD)/wheel/raw/torch_mlsgd-*.whl \
 	  --exclude 'libtorch*.so' --exclude 'libc10*.so' --exclude 'libcudart.so.*' --exclude 'libcufft.so.*'
-	@ls dist/torch_mlsgd-$(VERSION)-cp310-abi3-manylinux*.whl
+	$(NEWEST_PYTHON) tools/audit_wheel.py dist/torch_mlsgd-$(VERSION)-*.whl --floor $(FLOOR)
 	@touch $@
 
-# Stable ABI and abi3, and a minimum torch no later than the floor (tools/audit_wheel.py).
+# The tags, both libraries, the stable ABI and abi3, and a minimum torch no later than
+# the floor (tools/audit_wheel.py; every wheel `make wheel` builds is audited).
 audit: wheel
 	$(NEWEST_PYTHON) tools/audit_wheel.py dist/torch_mlsgd-$(VERSION)-*.whl --floor $(FLOOR)
 
-# The same file into both torches, with plain pip: no build flags, no compiler.
-install-wheels: audit $(VENV_PREFIX)$(FLOOR)/.installed
-	for python in $(FLOOR_PYTHON) $(NEWEST_PYTHON); do \
-	  $$python -m pip install --disable-pip-version-check -q --force-reinstall --no-deps \
-	    dist/torch_mlsgd-$(VERSION)-*.whl || exit 1; done
+# The same file into a torch's environment, with plain pip: no build flags, no compiler.
+$(VENV_PREFIX)%/.wheel: $(WHEEL_STAMP) $(VENV_PREFIX)%/.installed
+	$(VENV_PREFIX)$*/bin/python -m pip install --disable-pip-version-check -q --force-reinstall --no-deps \
+	  dist/torch_mlsgd-$(VERSION)-*.whl
+	@touch $@
+install-wheels: $(VENV_PREFIX)$(FLOOR)/.wheel $(VENV_PREFIX)$(NEWEST)/.wheel
 
 # For development: the extension built in place, so that `import torch_mlsgd` works
 # from the repository root with the newest torch's Python.
@@ -130,25 +136,25 @@ RUN_NEWEST := env TORCH_MLSGD_USE_INSTALLED=1 $(NEWEST_PYTHON)
 # The main job: a small tuned comparison run here and now (examples/tune.py's default
 # sizes for the two Fashion-MNIST regimes), then the verdict table of the committed
 # study of all regimes (docs/study, made with --full; docs/comparison.md).
-demo: install-wheels
+demo: $(VENV_PREFIX)$(NEWEST)/.wheel
 	$(RUN_NEWEST) examples/tune.py --regime full,small-batch
 	@echo; echo "The committed study (docs/study, tune.py --full; docs/comparison.md):"; echo
 	$(RUN_NEWEST) examples/tune.py --report docs/study
 
-bench: install-wheels
+bench: $(VENV_PREFIX)$(NEWEST)/.wheel
 	$(RUN_NEWEST) benchmarks/run.py
 
 # GD, LSGD and MLSGD at a strict saddle (writes runs/saddle.png).
-saddle: install-wheels
+saddle: $(VENV_PREFIX)$(NEWEST)/.wheel
 	$(RUN_NEWEST) examples/saddle.py
 
 # Saddle escape in deep linear and tanh networks (examples/saddle_nets.py): the default
 # size in a few minutes; docs/ holds the --full run's numbers and plots.
-saddle-nets: install-wheels
+saddle-nets: $(VENV_PREFIX)$(NEWEST)/.wheel
 	$(RUN_NEWEST) examples/saddle_nets.py
 
 # The attraction-region table and plot of docs/ (a few minutes).
-attraction: install-wheels
+attraction: $(VENV_PREFIX)$(NEWEST)/.wheel
 	$(RUN_NEWEST) -m torch_mlsgd.analysis table --out docs
 
 install: build-cpp

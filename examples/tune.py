@@ -975,8 +975,8 @@ def main(argv=None) -> List[Dict]:
     log = (lambda _: None) if args.quiet else (lambda line: print(line, flush=True))
     if "dp" in args.regimes and import_opacus() is None:
         message = (f"tune.py: --regime dp needs Opacus, which is not installed for this Python "
-                   f"({sys.executable}, torch {torch.__version__}). It comes from PyPI for torch 2.x: "
-                   f"`.venv/bin/python -m pip install {OPACUS_PIN}` (pinned in requirements/torch2.txt).")
+                   f"({sys.executable}, torch {torch.__version__}). It comes from PyPI: "
+                   f"`python -m pip install {OPACUS_PIN}` (pinned in requirements/test.txt).")
         if args.regime.strip() != "all":
             sys.exit(message)
         print(message + " Skipping the dp regime.", file=sys.stderr)

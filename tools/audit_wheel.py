@@ -53,18 +53,27 @@ def audit(wheel, floor, cuda):
         report = json.loads(out.stdout)
     finally:
         shutil.rmtree(work)
-    for extension in report["extensions"]:
-        path = os.path.basename(extension["path"])
-        torch_abi, cpython = extension["torch"], extension["cpython"]
-        if not torch_abi["stable"] or torch_abi["unstable_symbols"]:
-            problems.append(f"{path}: not on torch's stable ABI; unstable symbols: {torch_abi['unstable_symbols']}")
-        if not cpython["compliant"]:
-            problems.append(f"{path}: not abi3-compliant: {cpython['violations']}")
-        minimum = torch_abi["min_torch_version"] or "0"
-        if release(minimum) > release(floor):
-            problems.append(f"{path}: needs torch {minimum}, later than the supported floor {floor}")
-        print(f"{path}: stable ABI, min torch {minimum}, {torch_abi['stable_shim_count']} stable shim "
-              f"symbols, CPython {'abi3' if cpython['compliant'] else 'NOT abi3'}")
+    # The Python module is an "extension" to the tool; the CUDA library, which has no
+    # module init (torch.ops.load_library loads it), a "bundled lib" that must use no
+    # CPython API at all.
+    audited = []
+    for kind in ("extensions", "bundled_libs"):
+        for entry in report[kind]:
+            path = os.path.basename(entry["path"])
+            audited.append("torch_mlsgd/" + path)
+            torch_abi, cpython = entry["torch"], entry["cpython"]
+            if not torch_abi["stable"] or torch_abi["unstable_symbols"]:
+                problems.append(f"{path}: not on torch's stable ABI; unstable symbols: {torch_abi['unstable_symbols']}")
+            if cpython["violations"] or (kind == "extensions" and not cpython["compliant"]):
+                problems.append(f"{path}: not abi3-compliant: {cpython['violations']}")
+            minimum = torch_abi["min_torch_version"] or "0"
+            if release(minimum) > release(floor):
+                problems.append(f"{path}: needs torch {minimum}, later than the supported floor {floor}")
+            print(f"{path}: stable ABI, min torch {minimum}, {torch_abi['stable_shim_count']} stable shim symbols, "
+                  f"{'abi3 module' if kind == 'extensions' else 'no CPython API'}")
+    for library in expected:
+        if library not in audited:
+            problems.append(f"torch-abi-audit did not inspect {library}")
     return problems
 
 

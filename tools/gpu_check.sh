@@ -29,7 +29,7 @@ run() { "$@" || { echo "FAILED: $*"; status=1; }; }
   step "build the extension (CUDAExtension)"
   export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-"9.0+PTX"} MAX_JOBS=$JOBS
   run $PY setup.py -q build_ext --inplace --build-temp build/gpu-python
-  $PY -c "import torch_mlsgd; print('extension CUDA', torch_mlsgd._C.cuda_version, 'cpu kernels', torch_mlsgd.cpu_kernels())"
+  $PY -c "import torch_mlsgd; print('CUDA kernels loaded', torch_mlsgd.CUDA_KERNELS, 'cpu kernels', torch_mlsgd.cpu_kernels())"
 
   step "build the C++ library, its CUDA kernels and tests against this torch"
   prefix=$($PY -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')

@@ -4,7 +4,7 @@ Opacus' DPOptimizer clips each per-sample gradient, sums, adds Gaussian noise, d
 the expected batch size, writes the result to ``p.grad`` and then calls the wrapped
 optimizer's ``step``. So DP-LSGD must be exactly LSGD applied to that privatised gradient
 (the DP-LSSGD construction): each test below computes the expected update independently
-and compares. Opacus is on PyPI only; on Debian's torch 1.13 these tests skip.
+and compares. Opacus is pinned in requirements/test.txt, so they run on both torches.
 """
 
 import copy
@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-opacus = pytest.importorskip("opacus", reason="Opacus is installed only in the torch 2.x venv "
-                                              "(requirements/torch2.txt)")
+opacus = pytest.importorskip("opacus", reason="Opacus is not installed (make test installs it from "
+                                              "requirements/test.txt)")
 from opacus import GradSampleModule, PrivacyEngine  # noqa: E402
 from opacus.optimizers import DPOptimizer  # noqa: E402
 
