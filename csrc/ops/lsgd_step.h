@@ -47,5 +47,17 @@ using FusedStep = void (*)(const TensorList& params, const TensorList& grads, co
 void run_step(const TensorList& params, const TensorList& grads, const TensorList& momentum_buffers,
               const std::vector<bool>& fresh, const LSGDStepArgs& args, FusedStep fused);
 
+// A backend's kernel of mlsgd::lsgd_step_ (the schema's argument list): the
+// checks, then run_step with the backend's fused step.
+template <FusedStep fused>
+void lsgd_step_kernel(TensorList params, TensorList grads, TensorList momentum_buffers, std::vector<bool> fresh,
+                      double lr, double sigma, int64_t order, double momentum, double dampening,
+                      double weight_decay, bool nesterov, bool maximize, std::string flatten, std::string backend) {
+  const LSGDStepArgs args = check_lsgd_step_args(params, grads, momentum_buffers, fresh, lr, sigma, order,
+                                                 momentum, dampening, weight_decay, nesterov, maximize, flatten,
+                                                 backend);
+  run_step(params, grads, momentum_buffers, fresh, args, fused);
+}
+
 }  // namespace ops
 }  // namespace torch_mlsgd

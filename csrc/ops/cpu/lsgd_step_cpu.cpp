@@ -132,20 +132,11 @@ void fused_step_cpu(const TensorList& params, const TensorList& grads, const Ten
   });
 }
 
-void lsgd_step_cpu(TensorList params, TensorList grads, TensorList momentum_buffers, std::vector<bool> fresh,
-                   double lr, double sigma, int64_t order, double momentum, double dampening,
-                   double weight_decay, bool nesterov, bool maximize, std::string flatten, std::string backend) {
-  const LSGDStepArgs args = check_lsgd_step_args(params, grads, momentum_buffers, fresh, lr, sigma, order,
-                                                 momentum, dampening, weight_decay, nesterov, maximize, flatten,
-                                                 backend);
-  run_step(params, grads, momentum_buffers, fresh, args, &fused_step_cpu);
-}
-
 }  // namespace
 }  // namespace cpu
 }  // namespace ops
 }  // namespace torch_mlsgd
 
 STABLE_TORCH_LIBRARY_IMPL(mlsgd, CPU, m) {
-  m.impl("lsgd_step_", TORCH_BOX(&torch_mlsgd::ops::cpu::lsgd_step_cpu));
+  m.impl("lsgd_step_", TORCH_BOX(&torch_mlsgd::ops::lsgd_step_kernel<&torch_mlsgd::ops::cpu::fused_step_cpu>));
 }

@@ -128,20 +128,11 @@ void fused_step_cuda(const TensorList& params, const TensorList& grads, const Te
   });
 }
 
-void lsgd_step_cuda(TensorList params, TensorList grads, TensorList momentum_buffers, std::vector<bool> fresh,
-                    double lr, double sigma, int64_t order, double momentum, double dampening,
-                    double weight_decay, bool nesterov, bool maximize, std::string flatten, std::string backend) {
-  const LSGDStepArgs args = check_lsgd_step_args(params, grads, momentum_buffers, fresh, lr, sigma, order,
-                                                 momentum, dampening, weight_decay, nesterov, maximize, flatten,
-                                                 backend);
-  run_step(params, grads, momentum_buffers, fresh, args, &fused_step_cuda);
-}
-
 }  // namespace
 }  // namespace cuda
 }  // namespace ops
 }  // namespace torch_mlsgd
 
 STABLE_TORCH_LIBRARY_IMPL(mlsgd, CUDA, m) {
-  m.impl("lsgd_step_", TORCH_BOX(&torch_mlsgd::ops::cuda::lsgd_step_cuda));
+  m.impl("lsgd_step_", TORCH_BOX(&torch_mlsgd::ops::lsgd_step_kernel<&torch_mlsgd::ops::cuda::fused_step_cuda>));
 }
