@@ -4,7 +4,7 @@ On a quadratic :math:`f(x) = \tfrac12 x^\top H x` with one negative curvature, e
 method of this package without momentum is linear, :math:`x_{k+1} = M_k x_k` with
 :math:`M_k = I - \eta\,A_{\sigma_k}^{-1} H`, so the set of starting points from which
 the iterates converge to the saddle at 0 (its *attraction region*) can be computed
-rather than guessed. This module measures it three ways (DESIGN.md section 2b):
+rather than guessed. This module measures it three ways (docs/design.md §5):
 
 (a) :func:`attraction_dimension` -- the attraction region of one fixed sequence
     :math:`\sigma_0, \sigma_1, \dots` (a subspace): the number of negative Lyapunov

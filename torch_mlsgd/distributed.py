@@ -4,7 +4,7 @@ When each rank holds pieces of a vector, smoothing every piece on its own silent
 changes the method: the ring is the whole vector. The functions here smooth the global
 ring exactly while exchanging only halos: the direct route needs the
 ``mlsgd::direct_warmup(sigma, order, dtype)`` ring elements on each side of a piece
-(DESIGN.md section 1), so every rank contributes the first and last ``warmup`` elements
+(docs/design.md §2), so every rank contributes the first and last ``warmup`` elements
 of its pieces to one all-gather and then smooths its own pieces alone
 (``mlsgd::laplacian_smooth_shard``). Pieces shorter than the warm-up take their halos from
 several neighbours; a ring shorter than the warm-up wraps around, as in one process.

@@ -1,6 +1,6 @@
 #pragma once
 
-// The per-element LSGD update, after smoothing (DESIGN.md section 2):
+// The per-element LSGD update, after smoothing (docs/design.md §3):
 //
 //     d = s + weight_decay * w
 //     if momentum != 0:

@@ -1,7 +1,7 @@
 #pragma once
 
 // Independent float64 references for the smoothing operator, written from the
-// definition in DESIGN.md rather than from the library's code.
+// definition in docs/design.md rather than from the library's code.
 
 #include <torch/torch.h>
 

@@ -1,4 +1,4 @@
-// torch_mlsgd::LSGD against the reference semantics of DESIGN.md section 2,
+// torch_mlsgd::LSGD against the reference semantics of docs/design.md §3,
 // its options, parameter groups, serialization and errors.
 
 #include "optim/group_step.h"
@@ -27,7 +27,7 @@ void set_gradients(const std::vector<torch::Tensor>& params) {
   }
 }
 
-// The update rule written out from DESIGN.md, with the float64 FFT reference.
+// The update rule written out from docs/design.md §3, with the float64 FFT reference.
 struct ReferenceLSGD {
   LSGDOptions options;
   std::vector<torch::Tensor> params;  // plain float64 tensors

@@ -40,7 +40,7 @@ def relative_error(actual, expected) -> float:
 
 
 class ReferenceLSGD:
-    """DESIGN.md section 2, written out in float64 NumPy, one group."""
+    """docs/design.md §3, written out in float64 NumPy, one group."""
 
     def __init__(self, params, lr, sigma=1.0, order=1, momentum=0.0, dampening=0.0,
                  weight_decay=0.0, nesterov=False, maximize=False, flatten="tensor"):

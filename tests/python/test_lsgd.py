@@ -1,4 +1,4 @@
-"""torch_mlsgd.LSGD against the reference semantics of DESIGN.md section 2."""
+"""torch_mlsgd.LSGD against the reference semantics of docs/design.md §3."""
 
 import copy
 import io

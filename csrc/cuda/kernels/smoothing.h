@@ -8,8 +8,8 @@
 // Direct route: each ring is cut into chunks of kChunk elements; a block of
 // one warp takes 32 consecutive chunks, loads them with the `warmup` ring
 // elements on either side into shared memory (coalesced), runs every lane's
-// causal and anti-causal recursion there (warm-ups included, DESIGN.md
-// section 1), and writes the results back coalesced: one read and one write
+// causal and anti-causal recursion there (warm-ups included, docs/design.md
+// §2), and writes the results back coalesced: one read and one write
 // of global memory per element, one launch for any number of rings.
 //
 // FFT route: cuFFT R2C, one kernel multiplying by 1 / (n d_k) (the symbol is
@@ -63,7 +63,7 @@ struct SmoothRing {
   int64_t n;
 };
 
-// The LSGD update rule (DESIGN.md section 2), the same arithmetic as the CPU's.
+// The LSGD update rule (docs/design.md §3), the same arithmetic as the CPU's.
 using UpdateRule = core::LSGDUpdate;
 
 template <typename scalar_t>

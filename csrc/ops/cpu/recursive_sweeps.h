@@ -5,7 +5,7 @@
 //
 // Why chunks: each ring is cut into chunks that are solved independently.
 // A chunk starts from the state a zero-initialised cascade reaches after
-// `warmup` elements (DESIGN.md section 1): the causal start from the inputs
+// `warmup` elements (docs/design.md §2): the causal start from the inputs
 // before the chunk, the anti-causal start from the causal results just after
 // it (recomputed from the inputs there). With both start states known, a chunk
 // runs its causal sweep into a small scratch that stays in cache and its

@@ -40,7 +40,7 @@ struct Lanes8 {
   double* scratch;
 };
 
-// The start states of 8 chunks (DESIGN.md section 1), in Lanes8's layout:
+// The start states of 8 chunks (docs/design.md §2), in Lanes8's layout:
 // lane l's causal start from the `warmup` inputs at causal_windows[l], its
 // anti-causal start from the causal results over the 2 * warmup inputs at
 // anticausal_windows[l] (warmup before the chunk's end, warmup after it).
