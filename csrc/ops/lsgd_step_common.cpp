@@ -4,6 +4,7 @@
 #include "ops/lsgd_step.h"
 
 #include <map>
+#include <optional>
 
 namespace torch_mlsgd {
 namespace ops {
@@ -25,16 +26,18 @@ LSGDStepArgs check_lsgd_step_args(const TensorList& params, const TensorList& gr
   }
   check(fresh.size() == momentum_buffers.size(), "lsgd_step_: got ", fresh.size(),
         " fresh_buffers flags for ", momentum_buffers.size(), " momentum buffers");
+  // params[0].device() is two calls into torch: asked once, not once per tensor.
+  const std::optional<torch::stable::Device> device =
+      params.empty() ? std::nullopt : std::optional<torch::stable::Device>(params[0].device());
   for (size_t i = 0; i < params.size(); ++i) {
     check_smoothable(grads[i], "gradient");
     check(params[i].numel() == grads[i].numel(), "lsgd_step_: parameter ", i, " has ", params[i].numel(),
           " elements but its gradient ", grads[i].numel());
-    check(params[i].device() == params[0].device() && grads[i].device() == params[0].device(),
+    check(params[i].device() == *device && grads[i].device() == *device,
           "lsgd_step_: every parameter and gradient of a call must be on one device; parameter ", i,
           " or its gradient is not on the device of parameter 0");
     if (!momentum_buffers.empty()) {
-      check(momentum_buffers[i].numel() == params[i].numel() &&
-                momentum_buffers[i].device() == params[i].device(),
+      check(momentum_buffers[i].numel() == params[i].numel() && momentum_buffers[i].device() == *device,
             "lsgd_step_: momentum buffer ", i, " does not match its parameter in size or device");
     }
   }
