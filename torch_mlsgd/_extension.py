@@ -15,8 +15,8 @@ try:
     from . import _build_info
 except ImportError:  # pragma: no cover - a checkout whose extension was never built
     raise ImportError(
-        "torch_mlsgd: the compiled extension is not built. Install the wheel (pip install torch_mlsgd) "
-        "or build it from the repository root with `make build` (docs/install.md)."
+        "torch_mlsgd: the compiled extension is not built. Install the wheel (`make wheel`, then "
+        "`pip install dist/torch_mlsgd-*.whl`) or build it in place with `make build` (docs/install.md)."
     ) from None
 
 __all__ = ["TORCH_FLOOR", "CUDA_KERNELS"]

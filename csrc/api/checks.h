@@ -33,9 +33,8 @@ inline void check_smoothable(const at::Tensor& tensor, const char* what) {
                    ", got dtype ", tensor.scalar_type());
 }
 
-// Relative truncation tolerance of the direct route for a tensor of `dtype`
-// (the op library's rule, for the LibTorch code that sizes halos).
-inline double truncation_tolerance(at::ScalarType dtype) { return dtype == at::kDouble ? 1e-17 : 1e-9; }
+// core::truncation_tolerance for a tensor of `dtype` (the LibTorch code that sizes halos).
+inline double truncation_tolerance(at::ScalarType dtype) { return core::truncation_tolerance(dtype == at::kDouble); }
 
 }  // namespace api
 }  // namespace torch_mlsgd

@@ -1,18 +1,10 @@
 #include "core/checks.h"
 
 #include <cmath>
-#include <sstream>
 
 namespace torch_mlsgd {
 namespace core {
 namespace {
-
-template <typename... Args>
-std::string words(const Args&... args) {
-  std::ostringstream out;
-  (out << ... << args);
-  return out.str();
-}
 
 bool finite_nonnegative(double value) { return std::isfinite(value) && value >= 0.0; }
 

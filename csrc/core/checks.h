@@ -11,13 +11,27 @@
 
 #include <cstdint>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 
 namespace torch_mlsgd {
 namespace core {
 
+// The arguments streamed into one message.
+template <typename... Args>
+std::string words(const Args&... args) {
+  std::ostringstream out;
+  (out << ... << args);
+  return out.str();
+}
+
 enum class SmoothBackend { Auto, FFT, Direct };
+
+// Relative truncation tolerance of the direct route's start values for results
+// computed in float64 or else float32: about their unit roundoff, with a margin
+// (docs/design.md §2).
+inline double truncation_tolerance(bool float64) { return float64 ? 1e-17 : 1e-9; }
 
 std::string sigma_error(double sigma);
 std::string order_error(int64_t order);

@@ -46,14 +46,18 @@ void check_halo_lengths(const Tensor& left, const Tensor& right, int64_t warmup)
         warmup, " elements (mlsgd::direct_warmup), got ", left.numel(), " and ", right.numel());
 }
 
-double truncation_tolerance(ScalarType dtype) { return dtype == ScalarType::Double ? 1e-17 : 1e-9; }
+double truncation_tolerance(ScalarType dtype) { return core::truncation_tolerance(dtype == ScalarType::Double); }
 
 ScalarType compute_dtype(ScalarType dtype) {
   return dtype == ScalarType::Double ? ScalarType::Double : ScalarType::Float;
 }
 
+Tensor as_dtype(const Tensor& t, ScalarType dtype) {
+  return t.scalar_type() == dtype ? t : torch::stable::to(t, dtype);
+}
+
 Tensor contiguous_as(const Tensor& t, ScalarType dtype) {
-  const Tensor typed = t.scalar_type() == dtype ? t : torch::stable::to(t, dtype);
+  const Tensor typed = as_dtype(t, dtype);
   return typed.is_contiguous() ? typed : torch::stable::contiguous(typed);
 }
 

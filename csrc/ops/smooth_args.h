@@ -33,15 +33,16 @@ void check_shard_args(const Tensor& shard, const Tensor& left, const Tensor& rig
                       int64_t order);
 void check_halo_lengths(const Tensor& left, const Tensor& right, int64_t warmup);
 
-// Relative truncation tolerance of the direct route's start values for this
-// compute dtype: about the unit roundoff of the stored result, with a margin.
+// core::truncation_tolerance for this compute dtype.
 double truncation_tolerance(ScalarType dtype);
 
 // Float32 arithmetic for half types (there is no half FFT on CPU, and cuFFT's
 // half path takes only powers of two); float32/float64 stay as they are.
 ScalarType compute_dtype(ScalarType dtype);
 
-// `t` as a contiguous tensor of `dtype` (itself when it already is one).
+// `t` as a tensor of `dtype` (itself when it already is one), and the same
+// contiguous.
+Tensor as_dtype(const Tensor& t, ScalarType dtype);
 Tensor contiguous_as(const Tensor& t, ScalarType dtype);
 
 }  // namespace ops

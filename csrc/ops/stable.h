@@ -6,6 +6,8 @@
 // that torch::stable does not wrap are reached here through the dispatcher's
 // stable entry point, torch_call_dispatcher.
 
+#include "core/checks.h"
+
 #include <torch/csrc/stable/library.h>
 #include <torch/csrc/stable/ops.h>
 #include <torch/csrc/stable/tensor.h>
@@ -14,7 +16,6 @@
 #include <array>
 #include <cstdint>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -27,19 +28,14 @@ namespace ops {
 using Tensor = torch::stable::Tensor;
 using ScalarType = torch::headeronly::ScalarType;
 
+using core::words;
+
 // Raises the message (RuntimeError in Python) unless it is empty; the
 // messages come from core/checks.h or are composed with `words`.
 inline void check(const std::string& error) {
   if (!error.empty()) {
     throw std::runtime_error(error);
   }
-}
-
-template <typename... Args>
-std::string words(const Args&... args) {
-  std::ostringstream out;
-  (out << ... << args);
-  return out.str();
 }
 
 template <typename... Args>
@@ -77,7 +73,7 @@ inline bool same_storage(const Tensor& a, const Tensor& b) {
 
 namespace aten {
 
-// The i-th value on the stack after a dispatcher call.
+// The (first) result on the stack after a dispatcher call, owned by the caller.
 template <typename T, size_t N>
 T result(std::array<StableIValue, N>& stack) {
   return torch::stable::detail::to<T>(stack[0]);

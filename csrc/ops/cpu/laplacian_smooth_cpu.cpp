@@ -70,7 +70,7 @@ Tensor laplacian_smooth_cpu(const Tensor& self, double sigma, int64_t order, std
   const Tensor output = torch::stable::empty(self.sizes(), input.scalar_type(), std::nullopt, input.device());
   advise_huge_pages(output);
   smooth_into(input, output, sigma, order, parse_backend(backend));
-  return output.scalar_type() == self.scalar_type() ? output : torch::stable::to(output, self.scalar_type());
+  return as_dtype(output, self.scalar_type());
 }
 
 void laplacian_smooth_cpu_(Tensor self, double sigma, int64_t order, std::string backend) {
@@ -96,14 +96,14 @@ Tensor laplacian_smooth_shard_cpu(const Tensor& shard, const Tensor& left, const
   const int64_t warmup = filter.warmup;
   check_halo_lengths(left, right, warmup);
   const Tensor input = aten::flat(contiguous_as(shard, dtype));
+  // Narrowed 1-D contiguous tensors stay contiguous.
   Tensor l = aten::flat(contiguous_as(left, dtype));
   Tensor r = aten::flat(contiguous_as(right, dtype));
-  const Tensor l_tail = contiguous_as(torch::stable::narrow(l, 0, left.numel() - warmup, warmup), dtype);
-  const Tensor r_head = contiguous_as(torch::stable::narrow(r, 0, 0, warmup), dtype);
+  const Tensor l_tail = torch::stable::narrow(l, 0, left.numel() - warmup, warmup);
+  const Tensor r_head = torch::stable::narrow(r, 0, 0, warmup);
   const Tensor output = torch::stable::empty_like(input);
   direct_smooth_shard(input, l_tail, r_head, output, filter);
-  const Tensor shaped = torch::stable::reshape(output, shard.sizes());
-  return dtype == shard.scalar_type() ? shaped : torch::stable::to(shaped, shard.scalar_type());
+  return as_dtype(torch::stable::reshape(output, shard.sizes()), shard.scalar_type());
 }
 
 }  // namespace

@@ -18,12 +18,9 @@ Tensor laplacian_smooth_cuda(const Tensor& self, double sigma, int64_t order, st
   Tensor output = torch::stable::empty(self.sizes(), input.scalar_type(), std::nullopt, input.device());
   const int64_t n = input.numel();
   const auto filter = core::make_recursive_filter(sigma, order, truncation_tolerance(input.scalar_type()));
-  auto in_dtype_of_self = [&](const Tensor& t) {
-    return t.scalar_type() == self.scalar_type() ? t : torch::stable::to(t, self.scalar_type());
-  };
   if (n <= 1 || filter.is_identity()) {
     torch::stable::copy_(output, input);
-    return in_dtype_of_self(output);
+    return as_dtype(output, self.scalar_type());
   }
   const cudaStream_t stream = current_stream(input);
   dispatch_float_double(input.scalar_type(), "laplacian_smooth_cuda", [&](auto zero) {
@@ -43,7 +40,7 @@ Tensor laplacian_smooth_cuda(const Tensor& self, double sigma, int64_t order, st
                    "FFT smoothing");
     }
   });
-  return in_dtype_of_self(output);
+  return as_dtype(output, self.scalar_type());
 }
 
 void laplacian_smooth_cuda_(Tensor self, double sigma, int64_t order, std::string backend) {
