@@ -86,10 +86,8 @@ install-wheels: $(VENV_PREFIX)$(FLOOR)/.wheel $(VENV_PREFIX)$(NEWEST)/.wheel
 build: $(VENV_PREFIX)$(NEWEST)/.installed
 	MAX_JOBS=$(JOBS) $(NEWEST_PYTHON) setup.py -q build_ext --inplace --build-temp $(BUILD)/inplace
 
-# The LibTorch library, its tests and C++ examples, against the newest torch. The
-# libFuzzer run (tests/fuzz, clang with sanitizers) is left out unless asked for:
-# make test CMAKE_ARGS=-DTORCH_MLSGD_FUZZ=ON.
-CMAKE_ARGS ?= -DTORCH_MLSGD_FUZZ=OFF
+# The LibTorch library, its tests (a libFuzzer run of the op among them: tests/fuzz,
+# clang with sanitizers) and C++ examples, against the newest torch.
 build-cpp: $(VENV_PREFIX)$(NEWEST)/.installed
 	@if [ ! -f $(CMAKE_BUILD)/CMakeCache.txt ]; then \
 	  cmake -S . -B $(CMAKE_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
