@@ -45,9 +45,23 @@ void check(bool ok, const Args&... args) {
   }
 }
 
+// torch's floating-point types (is_floating_point), float8 included: the
+// narrow ones are computed in float32 like half precision.
 inline bool is_floating(ScalarType t) {
-  return t == ScalarType::Float || t == ScalarType::Double || t == ScalarType::Half ||
-         t == ScalarType::BFloat16;
+  switch (t) {
+    case ScalarType::Float:
+    case ScalarType::Double:
+    case ScalarType::Half:
+    case ScalarType::BFloat16:
+    case ScalarType::Float8_e5m2:
+    case ScalarType::Float8_e4m3fn:
+    case ScalarType::Float8_e5m2fnuz:
+    case ScalarType::Float8_e4m3fnuz:
+    case ScalarType::Float8_e8m0fnu:
+      return true;
+    default:
+      return false;
+  }
 }
 
 inline bool is_complex(ScalarType t) {

@@ -121,6 +121,15 @@ def test_half_precision_computed_in_float32(dtype, backend):
     assert relative_error(out.double().numpy(), expected.double().numpy()) < (2e-3 if dtype == torch.float16 else 1e-2)
 
 
+@pytest.mark.parametrize("dtype", [torch.float8_e4m3fn, torch.float8_e5m2])
+def test_float8_is_computed_in_float32_and_rounded_once(dtype):
+    v = torch.randn(1000).to(dtype)
+    out = laplacian_smooth(v, 1.0, backend="direct")
+    assert out.dtype == dtype
+    # Float32-then-round, bit for bit.
+    assert torch.equal(out.view(torch.uint8), laplacian_smooth(v.float(), 1.0, backend="direct").to(dtype).view(torch.uint8))
+
+
 def test_autograd_backward_is_the_smoothing():
     x = torch.randn(4, 25, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: laplacian_smooth(t, 2.0, 2), (x,))
