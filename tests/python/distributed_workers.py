@@ -53,6 +53,20 @@ def _init(rank, world, init_file):
     torch.set_num_threads(1)
 
 
+def _finish():
+    """Leaves a worker whose results are saved. The barrier keeps any rank from closing
+    its gloo connections while a peer still talks on them; os._exit skips the
+    interpreter's finalization, where gloo's worker threads can still be torn down
+    out of order (std::terminate, "terminate called without an active exception",
+    SIGABRT) long after the checked work is done. Failures never get here: they
+    raise, and torch.multiprocessing reports them."""
+    dist.barrier()
+    dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def ddp_worker(rank, world, init_file, name, out):
     _init(rank, world, init_file)
     model = torch.nn.parallel.DistributedDataParallel(make_model())
@@ -65,7 +79,7 @@ def ddp_worker(rank, world, init_file, name, out):
         torch.nn.functional.mse_loss(model(x), y).backward()  # DDP averages the gradients
         optimizer.step()
     torch.save([p.detach() for p in model.parameters()], os.path.join(out, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    _finish()
 
 
 def shard_worker(rank, world, init_file, lengths, sigma, order, dtype_name, out):
@@ -75,7 +89,7 @@ def shard_worker(rank, world, init_file, lengths, sigma, order, dtype_name, out)
     start = sum(lengths[:rank])
     shard = ring[start:start + lengths[rank]].clone()
     torch.save(sharded_laplacian_smooth(shard, sigma, order), os.path.join(out, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    _finish()
 
 
 def sharded_optimizer_worker(rank, world, init_file, name, lengths, out):
@@ -94,7 +108,7 @@ def sharded_optimizer_worker(rank, world, init_file, name, lengths, out):
             p.grad = torch.sin(3 * p.detach()) + 0.5 * p.detach()
         optimizer.step()
     torch.save(torch.cat([p.detach() for p in params]), os.path.join(out, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    _finish()
 
 
 # ----------------------------------------------------- torch 2.x engines --
@@ -179,7 +193,7 @@ def fsdp2_worker(rank, world, init_file, out):
         results[name, flatten] = {"params": _full(model.parameters()), "calls": count.calls,
                                   "received": count.received, "state_types": state_types}
     torch.save(results, os.path.join(out, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    _finish()
 
 
 def zero_worker(rank, world, init_file, out):
@@ -200,7 +214,7 @@ def zero_worker(rank, world, init_file, out):
             _train_engine(model, optimizer, 0, FSDP_STEPS, rank, world)
             results[name, kind] = [p.detach().clone() for p in model.parameters()]
     torch.save(results, os.path.join(out, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    _finish()
 
 
 def _engine(kind, world, name):
@@ -249,7 +263,7 @@ def dcp_worker(rank, world, init_file, kind, first, steps, load_from, save_to, o
             results[name, "state"] = _full_optimizer_state(optimizer)
         results[name, "params"] = _full(model.parameters())
     torch.save(results, os.path.join(out, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    _finish()
 
 
 def nonfinite_worker(rank, world, init_file, out):
@@ -272,7 +286,7 @@ def nonfinite_worker(rank, world, init_file, out):
         unchanged = all(torch.equal(p.to_local(), b) for p, b in zip(model.parameters(), before))
         results[name] = {"error": error, "unchanged": unchanged, "state": len(optimizer.state)}
     torch.save(results, os.path.join(out, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    _finish()
 
 
 def dead_rank_worker(rank, world, init_file, name, out):
