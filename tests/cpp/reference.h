@@ -7,6 +7,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace torch_mlsgd {
 namespace testing {
@@ -45,6 +47,31 @@ inline torch::Tensor fft_smooth(const torch::Tensor& v, double sigma, int64_t or
     d[k] = 1.0 + sigma * std::pow(4.0 * s * s, static_cast<double>(order));
   }
   return torch::real(torch::fft::ifft(torch::fft::fft(flat) / symbol));
+}
+
+// Each gradient smoothed as an optimizer with this `flatten` does: each on its
+// own ring ("tensor"), or all of them concatenated into one ring ("group"),
+// returned in the gradients' shapes.
+inline std::vector<torch::Tensor> smooth_gradients(const std::vector<torch::Tensor>& grads,
+                                                   const std::string& flatten, double sigma, int64_t order) {
+  std::vector<torch::Tensor> smoothed;
+  if (flatten == "group") {
+    std::vector<torch::Tensor> flat;
+    for (const auto& g : grads) {
+      flat.push_back(g.reshape({-1}));
+    }
+    const torch::Tensor ring = fft_smooth(torch::cat(flat), sigma, order);
+    int64_t offset = 0;
+    for (const auto& g : grads) {
+      smoothed.push_back(ring.narrow(0, offset, g.numel()).view(g.sizes()));
+      offset += g.numel();
+    }
+  } else {
+    for (const auto& g : grads) {
+      smoothed.push_back(fft_smooth(g, sigma, order).view(g.sizes()));
+    }
+  }
+  return smoothed;
 }
 
 // A v with the (2 order + 1)-point periodic stencil, applied order times.

@@ -16,7 +16,7 @@ namespace {
 
 using torch_mlsgd::LSGD;
 using torch_mlsgd::LSGDOptions;
-using torch_mlsgd::testing::fft_smooth;
+using torch_mlsgd::testing::smooth_gradients;
 
 // A deterministic, nonlinear gradient field: the step depends on the parameters.
 torch::Tensor gradient_of(const torch::Tensor& p) { return torch::sin(3.0 * p) + 0.5 * p; }
@@ -38,23 +38,8 @@ struct ReferenceLSGD {
     for (const auto& p : params) {
       grads.push_back(options.maximize() ? -gradient_of(p) : gradient_of(p));
     }
-    std::vector<torch::Tensor> smoothed;
-    if (options.flatten() == "group") {
-      std::vector<torch::Tensor> flat;
-      for (const auto& g : grads) {
-        flat.push_back(g.reshape({-1}));
-      }
-      const torch::Tensor ring = fft_smooth(torch::cat(flat), options.sigma(), options.order());
-      int64_t offset = 0;
-      for (const auto& g : grads) {
-        smoothed.push_back(ring.narrow(0, offset, g.numel()).view(g.sizes()));
-        offset += g.numel();
-      }
-    } else {
-      for (const auto& g : grads) {
-        smoothed.push_back(fft_smooth(g, options.sigma(), options.order()).view(g.sizes()));
-      }
-    }
+    const std::vector<torch::Tensor> smoothed =
+        smooth_gradients(grads, options.flatten(), options.sigma(), options.order());
     buffers.resize(params.size());
     for (size_t i = 0; i < params.size(); ++i) {
       torch::Tensor d = smoothed[i] + options.weight_decay() * params[i];

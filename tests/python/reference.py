@@ -1,4 +1,5 @@
-"""Independent float64 NumPy references for the smoothing operator and LSGD."""
+"""Independent float64 NumPy references for the smoothing operator and LSGD, and a
+pure-Python reimplementation of MLSGD's sigma schedules."""
 
 import numpy as np
 
@@ -72,3 +73,38 @@ class ReferenceLSGD:
                     self.buffers[i] = h["momentum"] * self.buffers[i] + (1 - h["dampening"]) * d
                 d = d + h["momentum"] * self.buffers[i] if h["nesterov"] else self.buffers[i]
             self.params[i] = self.params[i] - h["lr"] * d
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def splitmix64_uniform(seed: int, step: int) -> float:
+    """MLSGD's draw u_k in [0, 1) for (seed, k = step), in pure Python integers.
+
+    Written from the generator's definition (csrc/core/sigma_schedule.h: "splitmix64 of
+    their mix"), not from the library: the 64-bit word seed * 0x9E3779B97F4A7C15 + step +
+    0x632BE59BD9B4E019 (mod 2**64) goes through splitmix64's output function (Steele, Lea,
+    Flood 2014: xor-shift 30, multiply, xor-shift 27, multiply, xor-shift 31), and its top
+    53 bits, over 2**53, are the draw.
+    """
+    z = (seed * 0x9E3779B97F4A7C15 + step + 0x632BE59BD9B4E019) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    z ^= z >> 31
+    return (z >> 11) / 2.0 ** 53
+
+
+def reference_sigma(step: int, schedule: str = "random", sigma: float = 1.0, sigma_min: float = 0.0,
+                    sigma_max=None, period: int = 100, seed: int = 0) -> float:
+    """sigma_k of MLSGD's schedules as README.md's table defines them."""
+    top = 2.0 * sigma if sigma_max is None else sigma_max
+    if schedule == "random":
+        return sigma_min + (top - sigma_min) * splitmix64_uniform(seed, step)
+    if schedule == "cyclic":
+        return sigma_min + (top - sigma_min) * ((step % period) / (period - 1) if period > 1 else 0.0)
+    if schedule == "decay":
+        return sigma / (1.0 + step / period)
+    if schedule == "growth":
+        return sigma * (1.0 + step / period)
+    assert schedule == "constant", schedule
+    return sigma

@@ -6,6 +6,7 @@ from the CPU and TORCH_MLSGD_DISABLE_SIMD.
 
 import json
 import os
+import platform
 import subprocess
 import sys
 
@@ -28,9 +29,32 @@ def reports():
     return {"default": run_probe(False), "portable": run_probe(True)}
 
 
+def cpu_flags():
+    """The flags of /proc/cpuinfo's first processor, or None where there is no such file."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        return None
+    return set()
+
+
 def test_the_environment_variable_selects_the_portable_kernels(reports):
     assert reports["portable"]["kernels"] == "portable"
     assert reports["default"]["kernels"] in ("avx2", "portable")
+
+
+def test_an_avx2_cpu_runs_the_avx2_kernels(reports):
+    """On an x86-64 CPU with AVX2 and FMA the run-time choice must take the vectorised
+    kernels (README, Performance): a build without them, or a broken CPU check, would
+    otherwise pass every other test here on the portable path."""
+    flags = cpu_flags()
+    if flags is None or platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("needs an x86-64 CPU whose flags /proc/cpuinfo lists")
+    expected = "avx2" if {"avx2", "fma"} <= flags else "portable"
+    assert reports["default"]["kernels"] == expected, sorted(flags & {"avx", "avx2", "fma"})
 
 
 @pytest.mark.parametrize("path", ["default", "portable"])

@@ -4,7 +4,9 @@ Opacus' DPOptimizer clips each per-sample gradient, sums, adds Gaussian noise, d
 the expected batch size, writes the result to ``p.grad`` and then calls the wrapped
 optimizer's ``step``. So DP-LSGD must be exactly LSGD applied to that privatised gradient
 (the DP-LSSGD construction): each test below computes the expected update independently
-and compares. Opacus is pinned in requirements/test.txt, so they run on both torches.
+(per-sample gradients by a plain loop, smoothing by a float64 FFT, the momentum update
+and MLSGD's sigma_k written out in tests/python/reference.py, no torch_mlsgd code) and
+compares. Opacus is pinned in requirements/test.txt, so they run on both torches.
 """
 
 import copy
@@ -12,6 +14,8 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+
+from reference import ReferenceLSGD, fft_smooth, reference_sigma
 
 opacus = pytest.importorskip("opacus", reason="Opacus is not installed (make test installs it from "
                                               "requirements/test.txt)")
@@ -26,10 +30,16 @@ pytestmark = [pytest.mark.filterwarnings("ignore:Full backward hook is firing:Us
               pytest.mark.filterwarnings("ignore:Secure RNG turned off:UserWarning")]
 
 BATCH = 8
+LR, SIGMA, MOMENTUM, SEED = 0.1, 1.0, 0.9, 3
 OPTIMIZERS = {
-    "lsgd": lambda params: torch_mlsgd.LSGD(params, lr=0.1, sigma=1.0, momentum=0.9),
-    "mlsgd": lambda params: torch_mlsgd.MLSGD(params, lr=0.1, sigma=1.0, momentum=0.9, seed=3),
+    "lsgd": lambda params: torch_mlsgd.LSGD(params, lr=LR, sigma=SIGMA, momentum=MOMENTUM),
+    "mlsgd": lambda params: torch_mlsgd.MLSGD(params, lr=LR, sigma=SIGMA, momentum=MOMENTUM, seed=SEED),
 }
+
+
+def sigma_at(name, k):
+    """The smoothing strength of step k (from 0), by reference.py's schedule, not the library's."""
+    return SIGMA if name == "lsgd" else reference_sigma(k, sigma=SIGMA, seed=SEED)
 
 
 def make_problem():
@@ -67,19 +77,25 @@ def per_sample_grads(model, x, y):
 
 
 def reference_steps(name, model, x, y, *, max_grad_norm=None, steps=1):
-    """The wrapped optimizer alone, fed the mean of the (optionally clipped) per-sample gradients."""
+    """Independent expected parameters: ``steps`` float64 reference steps (reference.ReferenceLSGD:
+    FFT smoothing and the SGD-momentum update written out) fed the mean of the (optionally
+    clipped) per-sample gradients, each computed at the reference's own parameters."""
     model = copy.deepcopy(model)
-    optimizer = OPTIMIZERS[name](model.parameters())
-    for _ in range(steps):
+    params = list(model.parameters())
+    reference = ReferenceLSGD([p.detach().numpy() for p in params], lr=LR, sigma=SIGMA, momentum=MOMENTUM)
+    for k in range(steps):
         samples = per_sample_grads(model, x, y)
         factors = [1.0] * len(samples)
         if max_grad_norm is not None:
             norms = [torch.sqrt(sum((g ** 2).sum() for g in sample)).item() for sample in samples]
             # Opacus' clipping factor: C / (norm + 1e-6), at most 1.
             factors = [min(1.0, max_grad_norm / (n + 1e-6)) for n in norms]
-        for k, p in enumerate(model.parameters()):
-            p.grad = sum(f * sample[k] for f, sample in zip(factors, samples)) / len(samples)
-        optimizer.step()
+        grads = [sum(f * sample[i] for f, sample in zip(factors, samples)) / len(samples) for i in range(len(params))]
+        reference.h["sigma"] = sigma_at(name, k)
+        reference.step([g.numpy() for g in grads])
+        with torch.no_grad():
+            for p, r in zip(params, reference.params):
+                p.copy_(torch.from_numpy(r))
     return model
 
 
@@ -96,17 +112,11 @@ def differ(a, b, tol=1e-6):
 def test_without_noise_or_clipping_a_dp_step_is_a_plain_step(name):
     model, x, y = make_problem()
     dp = dp_step(name, model, x, y, noise_multiplier=0.0, max_grad_norm=1e6, steps=3)
-    # The plain optimizer on the ordinary batch gradient (mean loss): the same three steps.
-    plain = copy.deepcopy(model)
-    optimizer = OPTIMIZERS[name](plain.parameters())
-    for _ in range(3):
-        optimizer.zero_grad()
-        F.cross_entropy(plain(x), y).backward()
-        optimizer.step()
-    assert_same_parameters(dp, plain)
+    # Three reference steps on the mean per-sample gradient, which is the batch gradient.
+    assert_same_parameters(dp, reference_steps(name, model, x, y, steps=3))
     # Not vacuous: smoothing changed the result, so an unsmoothed DP step would have failed.
     sgd = copy.deepcopy(model)
-    sgd_optimizer = torch.optim.SGD(sgd.parameters(), lr=0.1, momentum=0.9)
+    sgd_optimizer = torch.optim.SGD(sgd.parameters(), lr=LR, momentum=MOMENTUM)
     for _ in range(3):
         sgd_optimizer.zero_grad()
         F.cross_entropy(sgd(x), y).backward()
@@ -136,11 +146,11 @@ def test_with_noise_the_update_is_the_smoothed_noised_gradient(name):
 
     clean = reference_steps(name, model, x, y, max_grad_norm=1.0)  # what no noise would give
     dp = dp_step(name, model, x, y, noise_multiplier=1.0, max_grad_norm=1.0, hook=record)
-    sigma = 1.0 if name == "lsgd" else torch_mlsgd.scheduled_sigma(0, sigma=1.0, seed=3)
     for before, after, grad in zip(model.parameters(), dp.parameters(), seen["grads"]):
         # First step: the momentum buffer is the smoothed gradient itself, so the update is lr * S(g).
-        update = (before - after) / 0.1
-        torch.testing.assert_close(update, torch_mlsgd.laplacian_smooth(grad, sigma), rtol=1e-9, atol=1e-12)
+        update = (before - after) / LR
+        expected = torch.from_numpy(fft_smooth(grad.numpy(), sigma_at(name, 0), 1)).view_as(grad)
+        torch.testing.assert_close(update, expected, rtol=1e-9, atol=1e-12)
         if grad.numel() > 1:
             assert (update - grad).abs().max() > 1e-3  # smoothing changed the noised gradient
     assert differ(dp, clean, tol=1e-3)  # the noise was there

@@ -121,6 +121,20 @@ def test_extreme_sigmas_stay_accurate(sigma):
 # ---------------------------------------------------------------- properties --
 
 FLOAT_TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
+# ||S v - reference|| / ||v||: measured at most 3.2e-14 (float64) and 5.6e-7 (float32, the
+# FFT route at n ~ 1e5) over this test's range, on both kernel paths.
+REFERENCE_TOL = {torch.float64: 1e-12, torch.float32: 1e-6}
+
+
+def float64_reference(v: torch.Tensor, sigma: float, order: int) -> torch.Tensor:
+    """S(v) in float64 by torch.fft: irfft(rfft(v) / d_k) with the closed-form symbol
+    d_k = 1 + sigma (4 sin^2(pi k / n))^order (docs/design.md §1), written here, not taken
+    from the library."""
+    flat = v.reshape(-1).double()
+    n = flat.numel()
+    k = torch.arange(n // 2 + 1, dtype=torch.float64)
+    symbol = 1.0 + sigma * (4.0 * torch.sin(math.pi * k / n) ** 2) ** order
+    return torch.fft.irfft(torch.fft.rfft(flat) / symbol, n)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -134,6 +148,13 @@ FLOAT_TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
     seed=st.integers(0, 2 ** 16),
 )
 def test_smoothing_properties_hold_for_random_inputs(shape, log_sigma, order, dtype, backend, seed):
+    """Random shapes, sigmas, orders, dtypes and routes against the float64 FFT reference,
+    with an error bound relative to the input that does not grow with sigma 4^p: a wrong
+    answer such as the input's mean (the limit sigma -> inf) misses it whenever the exact
+    answer is more than 1e-6 ||v|| (float32) from that mean, that is unless every nonzero
+    frequency is damped by ~1e6 (rings of two or three elements at the largest sigma 4^p
+    drawn here), where the exact answer itself rounds to within a few float32 ulps of the
+    mean. Also: the mean is kept and the norm does not grow."""
     sigma = 10.0 ** log_sigma
     v = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + 0.3
     out = laplacian_smooth(v.to(dtype), sigma, order, backend=backend)
@@ -146,14 +167,12 @@ def test_smoothing_properties_hold_for_random_inputs(shape, log_sigma, order, dt
     flat = out.double().reshape(-1)
     ref = v.reshape(-1)
     scale = ref.norm().item() + 1e-300
-    # mean kept, norm does not grow, A S v = v (stencil residual), relative to the input's size
+    # mean kept, norm does not grow, relative to the input's size
     assert abs(flat.mean().item() - ref.mean().item()) <= tol * scale / math.sqrt(n) + 1e-12
     assert flat.norm().item() <= ref.norm().item() * (1 + tol)
-    power = flat
-    for _ in range(order):
-        power = 2 * power - torch.roll(power, 1) - torch.roll(power, -1)
-    residual = (flat + sigma * power - ref).norm().item()
-    assert residual <= tol * max(1.0, sigma * 4.0 ** order) * scale + 1e-12
+    # S v itself, from the input as the op received it (rounded to dtype)
+    expected = float64_reference(v.to(dtype), sigma, order)
+    assert (flat - expected).norm().item() <= REFERENCE_TOL[dtype] * scale
 
 
 @settings(max_examples=25, deadline=None)

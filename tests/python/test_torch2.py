@@ -13,6 +13,8 @@ import torch
 
 import torch_mlsgd
 
+from reference import fft_smooth, reference_sigma
+
 
 def _opcheck():
     return torch.library.opcheck
@@ -231,9 +233,14 @@ def test_grad_scaler_on_cpu(optimizer_class):
 
 @pytest.mark.parametrize("optimizer_class", OPTIMIZERS)
 def test_lr_schedulers(optimizer_class):
+    """The schedulers set the lr sequence, and every step uses the lr set just before it:
+    each parameter moves by exactly lr_k times the step's direction, the momentum buffer of
+    the smoothed gradients recomputed here in float64 (reference.py's FFT, and MLSGD's sigma_k
+    from reference.py's schedule), so that a step using a stale or cached lr fails."""
     import warnings
 
     model, x, y = _model_and_data()
+    model, x, y = model.double(), x.double(), y.double()
     optimizer = optimizer_class(model.parameters(), lr=0.2, momentum=0.9)
     schedule = torch.optim.lr_scheduler.SequentialLR(
         optimizer,
@@ -241,14 +248,22 @@ def test_lr_schedulers(optimizer_class):
          torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4)],
         milestones=[2])
     lrs = []
+    buffers = [None] * len(list(model.parameters()))
     with warnings.catch_warnings():
         # e.g. "Detected call of lr_scheduler.step() before optimizer.step()"
         warnings.simplefilter("error")
-        for _ in range(6):
+        for k in range(6):
             lrs.append(optimizer.param_groups[0]["lr"])
             optimizer.zero_grad()
             _loss(model, x, y).backward()
+            before = [p.detach().clone() for p in model.parameters()]
+            sigma = 1.0 if optimizer_class is torch_mlsgd.LSGD else reference_sigma(k)
+            for i, p in enumerate(model.parameters()):
+                smoothed = torch.from_numpy(fft_smooth(p.grad.numpy(), sigma, 1)).view_as(p)
+                buffers[i] = smoothed if buffers[i] is None else 0.9 * buffers[i] + smoothed
             optimizer.step()
+            for p, b, d in zip(model.parameters(), before, buffers):
+                torch.testing.assert_close(b - p.detach(), lrs[-1] * d, rtol=1e-9, atol=1e-14)
             schedule.step()
     torch.testing.assert_close(torch.tensor(lrs), torch.tensor([0.1, 0.15, 0.2, 0.2 * (1 + math.cos(math.pi / 4)) / 2,
                                                                 0.1, 0.2 * (1 + math.cos(3 * math.pi / 4)) / 2]),
