@@ -10,6 +10,7 @@
 #                 deep linear and tanh networks; make attraction: the docs/ table
 #   make install  install the C++ library (PREFIX=/usr/local)
 #   make check-install  pip install . from source into a fresh environment, then test it
+#   make gpu-stage  stage GoogleTest's sources in .gpu/ for tools/gpu_check.sh on a GPU machine
 #
 # The torches are pinned in requirements/torch.txt (floor first, newest second); each
 # gets a virtual environment .venv-<version> of Debian's Python 3.11. The newest one
@@ -37,7 +38,7 @@ VERSION := $(shell sed -n 's/^\#define TORCH_MLSGD_VERSION "\(.*\)"/\1/p' csrc/i
 WHEEL_STAMP := $(BUILD)/wheel/.built
 
 .PHONY: all deps venvs build wheel audit install-wheels build-cpp test test-cpp test-python-floor \
-  test-python-newest check-install demo bench saddle saddle-nets attraction install clean distclean
+  test-python-newest check-install gpu-stage demo bench saddle saddle-nets attraction install clean distclean
 
 all: wheel
 
@@ -131,6 +132,14 @@ test: install-wheels build-cpp
 # environment of the newest torch, then the suite against it (needs PyPI).
 check-install: deps
 	tools/check_install.sh
+
+# tools/gpu_check.sh builds the CUDA kernel tests on the GPU machine, which has no
+# GoogleTest: its sources travel in .gpu/ (the device tool's `carry`; git ignores it).
+gpu-stage:
+	@tools/ensure_deps.sh libgtest-dev
+	rm -rf .gpu/googletest
+	mkdir -p .gpu
+	cp -r /usr/src/googletest .gpu/googletest
 
 RUN_NEWEST := env TORCH_MLSGD_USE_INSTALLED=1 $(NEWEST_PYTHON)
 

@@ -1,59 +1,162 @@
 #!/usr/bin/env bash
-# The prepared GPU check (issue 4): on a machine with a CUDA GPU and a CUDA
-# torch, build the extension and the CUDA kernel tests against that torch, run
-# them and the CUDA pytest cases, then the CUDA benchmarks. Logs go to
-# $OUT (default ./gpu_check_out). Meant to finish in well under 8 minutes on
-# an H200 with 16 cores.
+# The GPU check: one command that a lent GPU machine runs once, and whose exit
+# status can be trusted. On a machine whose python3 has a CUDA torch it
+#   1. builds the extension in place for this GPU's architecture, and, at the
+#      same time, the CUDA kernel tests with nvcc alone (no torch, no CMake);
+#   2. runs the kernel tests (GoogleTest) and every CUDA case of the Python
+#      suite (pytest -k cuda: tests/python/test_cuda.py and the CUDA cases of
+#      the other files);
+#   3. runs the short CUDA benchmark (benchmarks/bench_cuda.py --quick);
+# each step under its own timeout, and writes gpu_check.log, summary.txt and the
+# steps' reports to $OUT (default ./gpu_check_out). It exits 1 when any step
+# failed or timed out, and 2 at once when no CUDA device is visible.
 #
-#   tools/gpu_check.sh                 # everything
-#   GPU_CHECK_SKIP_BENCH=1 tools/gpu_check.sh
+#   make gpu-stage                   here, before: stages GoogleTest's sources in .gpu/
+#   tools/gpu_check.sh               there (device tool: carry .gpu, timeout_s 480)
+#   tools/gpu_check.sh --dry-run     anywhere: checks and prints the plan, runs nothing
 #
-# GoogleTest: found by CMake when installed; otherwise its sources are taken
-# from $GTEST_SOURCE (default .gpu/googletest, a copy of Debian's
-# /usr/src/googletest that the device tool can carry).
+# Environment: PYTHON (python3), JOBS (nproc), CUDA_ARCH (from the device, e.g. 90),
+# GTEST_SOURCE (.gpu/googletest), GPU_CHECK_BUILD (build/gpu), GPU_CHECK_SKIP_BENCH=1, OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-$PWD/gpu_check_out}
-mkdir -p "$OUT"
+ROOT=$PWD
+
+DRY_RUN=0
+case "${1:-}" in
+  --dry-run) DRY_RUN=1 ;;
+  "") ;;
+  *) echo "usage: tools/gpu_check.sh [--dry-run]" >&2; exit 64 ;;
+esac
+
+OUT=${OUT:-$ROOT/gpu_check_out}
 PY=${PYTHON:-python3}
 JOBS=${JOBS:-$(nproc)}
-status=0
-step() { echo; echo "=== $*"; }
-run() { "$@" || { echo "FAILED: $*"; status=1; }; }
+GTEST_SOURCE=${GTEST_SOURCE:-$ROOT/.gpu/googletest}
+NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+BUILD=${GPU_CHECK_BUILD:-$ROOT/build/gpu}
+export PYTHONUNBUFFERED=1
+mkdir -p "$OUT"
+: >"$OUT/summary.txt"
 
-{
-  step "machine"
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
-  $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
-
-  step "build the extension (CUDAExtension)"
-  export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-"9.0+PTX"} MAX_JOBS=$JOBS
-  run $PY setup.py -q build_ext --inplace --build-temp build/gpu-python
-  $PY -c "import torch_mlsgd; print('CUDA kernels loaded', torch_mlsgd.CUDA_KERNELS, 'cpu kernels', torch_mlsgd.cpu_kernels())"
-
-  step "build the C++ library, its CUDA kernels and tests against this torch"
-  prefix=$($PY -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
-  gtest_source=${GTEST_SOURCE:-$PWD/.gpu/googletest}
-  run cmake -S . -B build/gpu-cmake -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
-      -DCMAKE_CUDA_ARCHITECTURES=90 -DTORCH_MLSGD_BUILD_EXAMPLES=OFF -DTORCH_MLSGD_GTEST_SOURCE="$gtest_source"
-  run cmake --build build/gpu-cmake --parallel "$JOBS" --target test_cuda_kernels test_laplacian_smooth test_lsgd test_mlsgd
-
-  step "CUDA kernel tests"
-  run build/gpu-cmake/tests/cpp/test_cuda_kernels
-  step "C++ suites against this torch (CPU)"
-  run build/gpu-cmake/tests/cpp/test_laplacian_smooth --gtest_brief=1
-  run build/gpu-cmake/tests/cpp/test_lsgd --gtest_brief=1
-  run build/gpu-cmake/tests/cpp/test_mlsgd --gtest_brief=1
-
-  step "Python: CUDA cases, torch 2.x integration, and the core suites on this torch"
-  run $PY -m pytest -q -p no:cacheprovider tests/python/test_cuda.py tests/python/test_torch2.py \
-      tests/python/test_laplacian_smooth.py tests/python/test_lsgd.py tests/python/test_mlsgd.py \
-      tests/python/test_kernel_paths.py
-
-  if [ "${GPU_CHECK_SKIP_BENCH:-0}" != 1 ]; then
-    step "CUDA benchmarks"
-    run $PY benchmarks/bench_cuda.py
+failures=0
+# step NAME SECONDS COMMAND...: runs COMMAND under a timeout, records its status.
+step() {
+  local name=$1 seconds=$2
+  shift 2
+  echo
+  echo "=== $name (timeout ${seconds}s)"
+  if [ "$DRY_RUN" = 1 ]; then
+    if [ "$(type -t "$1")" = function ]; then
+      declare -f "$1" | sed -n '3,$p' | sed '$d'
+    else
+      printf '   '
+      printf ' %q' "$@"
+      echo
+    fi
+    printf '%-28s %s\n' "$name" "planned" >>"$OUT/summary.txt"
+    return 0
   fi
-  step "done: status $status"
-} 2>&1 | tee "$OUT/gpu_check.log"
-exit "${PIPESTATUS[0]}"
+  local start=$SECONDS status
+  if [ "$(type -t "$1")" = function ]; then  # timeout runs programs: a function runs in a child bash
+    export -f "$1"
+    timeout --kill-after=10 "$seconds" bash -c '"$@"' gpu_check "$@"
+  else
+    timeout --kill-after=10 "$seconds" "$@"
+  fi
+  status=$?
+  local verdict="ok"
+  if [ $status -eq 124 ] || [ $status -eq 137 ]; then
+    verdict="TIMED OUT"
+  elif [ $status -ne 0 ]; then
+    verdict="FAILED (exit $status)"
+  fi
+  [ "$verdict" = ok ] || failures=$((failures + 1))
+  printf '%-28s %-20s %4ds\n' "$name" "$verdict" $((SECONDS - start)) | tee -a "$OUT/summary.txt"
+}
+
+# What the plan needs from the checkout: a broken path fails the dry run in CI.
+# (The kernel layer's sources: as setup.py's, the .cu files and the torch-free filter.)
+KERNEL_SOURCES="$(echo csrc/cuda/kernels/*.cu) csrc/core/recursive_filter.cpp"
+need=(setup.py tests/cuda/test_cuda_kernels.cpp tests/python/test_cuda.py benchmarks/bench_cuda.py $KERNEL_SOURCES)
+for path in "${need[@]}"; do
+  [ -e "$path" ] || { echo "gpu_check: $path is missing from the checkout" >&2; exit 1; }
+done
+if [ ! -f "$GTEST_SOURCE/googletest/src/gtest-all.cc" ]; then
+  echo "gpu_check: no GoogleTest sources at $GTEST_SOURCE: run 'make gpu-stage' here and carry .gpu" >&2
+  exit 1
+fi
+
+if [ "$DRY_RUN" = 0 ]; then
+  exec > >(tee "$OUT/gpu_check.log") 2>&1
+  # No GPU: say so at once, before any build.
+  if ! device=$($PY -c 'import torch; assert torch.cuda.is_available(), "no CUDA device"; print(torch.cuda.get_device_name(), "".join(map(str, torch.cuda.get_device_capability())), torch.__version__, torch.version.cuda)' 2>&1); then
+    echo "gpu_check: no CUDA device visible to $PY (${device##*$'\n'}); nothing was run"
+    echo "no CUDA device" >"$OUT/summary.txt"
+    exit 2
+  fi
+  read -r -a fields <<<"$device"
+  CUDA_ARCH=${CUDA_ARCH:-${fields[-3]}}
+  echo "gpu_check: $device"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>/dev/null || true
+else
+  CUDA_ARCH=${CUDA_ARCH:-90}
+  echo "gpu_check --dry-run: the plan, with CUDA_ARCH=$CUDA_ARCH"
+fi
+ARCH_DOTTED="${CUDA_ARCH%?}.${CUDA_ARCH: -1}"
+mkdir -p "$BUILD"
+export NVCC CUDA_ARCH ARCH_DOTTED GTEST_SOURCE BUILD PY JOBS KERNEL_SOURCES
+
+# 1. Both builds at once: the extension (torch; all cores but two) and the kernel
+#    tests (nvcc and GoogleTest only; one process per source, then the link).
+build_kernel_tests() {
+  local flags=(-std=c++17 -O2 -arch="sm_$CUDA_ARCH" -lineinfo -Xcompiler=-pthread
+               -I csrc -I "$GTEST_SOURCE/googletest/include" -I "$GTEST_SOURCE/googletest")
+  local objects=() pids=() source object
+  for source in tests/cuda/test_cuda_kernels.cpp $KERNEL_SOURCES "$GTEST_SOURCE/googletest/src/gtest-all.cc"; do
+    object="$BUILD/$(basename "$source").o"
+    "$NVCC" "${flags[@]}" -x "$([ "${source##*.}" = cu ] && echo cu || echo c++)" -c "$source" -o "$object" &
+    pids+=($!)
+    objects+=("$object")
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" || return 1
+  done
+  "$NVCC" "${flags[@]}" "${objects[@]}" -lcufft -o "$BUILD/test_cuda_kernels"
+}
+build_extension() {
+  TORCH_CUDA_ARCH_LIST="$ARCH_DOTTED" MAX_JOBS=$((JOBS > 4 ? JOBS - 2 : JOBS)) \
+    "$PY" setup.py -q build_ext --inplace --build-temp "$BUILD/extension"
+}
+if [ "$DRY_RUN" = 1 ]; then
+  step "build kernel tests" 300 build_kernel_tests
+  step "build extension" 300 build_extension
+else
+  step "build kernel tests" 300 build_kernel_tests >"$OUT/build_kernel_tests.log" 2>&1 &
+  kernel_build=$!
+  step "build extension" 300 build_extension
+  wait "$kernel_build"
+  cat "$OUT/build_kernel_tests.log"
+  grep -q "build kernel tests *ok" "$OUT/summary.txt" || failures=$((failures + 1))
+fi
+
+# 2. The tests.
+step "CUDA kernel tests" 180 "$BUILD/test_cuda_kernels" --gtest_output="xml:$OUT/kernel_tests.xml"
+step "pytest CUDA cases" 300 "$PY" -m pytest tests/python -k cuda -q -p no:cacheprovider -rs \
+  --junitxml="$OUT/pytest_cuda.xml"
+
+# 3. The benchmark.
+if [ "${GPU_CHECK_SKIP_BENCH:-0}" != 1 ]; then
+  step "CUDA benchmark" 240 "$PY" benchmarks/bench_cuda.py --quick --json "$OUT/bench_cuda.json"
+fi
+
+echo
+echo "=== summary"
+cat "$OUT/summary.txt"
+if [ "$DRY_RUN" = 1 ]; then
+  exit 0
+fi
+if [ "$failures" -ne 0 ]; then
+  echo "gpu_check: $failures step(s) failed"
+  exit 1
+fi
+echo "gpu_check: every step passed"

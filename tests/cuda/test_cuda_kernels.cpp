@@ -13,6 +13,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -46,44 +47,31 @@ std::vector<double> dft_smooth(const std::vector<double>& v, double sigma, int64
   return out;
 }
 
-// S(v) by one host chain of the factorised recursion whose start values come
-// from warm-ups running round the ring until converged (long rings).
-std::vector<double> chain_smooth(const std::vector<double>& v, double sigma, int64_t order) {
-  const auto filter = make_recursive_filter(sigma, order, 1e-18);
-  const int64_t n = static_cast<int64_t>(v.size());
-  const int sections = static_cast<int>(filter.sections.size());
-  std::vector<double> y1(sections), y2(sections);
-  auto push = [&](double x) {
-    for (int m = 0; m < sections; ++m) {
-      const double y = x + filter.sections[m].a1 * y1[m] - filter.sections[m].a2 * y2[m];
-      y2[m] = y1[m];
-      y1[m] = y;
-      x = y;
+// A v for the operator A = I + sigma (-L)^order of a periodic ring, by its
+// stencil (L y_i = y_{i-1} - 2 y_i + y_{i+1}) in double: a reference at every
+// size that shares nothing with the kernels' factorisation.
+std::vector<double> apply_operator(const std::vector<double>& y, double sigma, int64_t order) {
+  const int64_t n = static_cast<int64_t>(y.size());
+  std::vector<double> w = y, next(n);
+  for (int64_t p = 0; p < order; ++p) {
+    for (int64_t i = 0; i < n; ++i) {
+      next[i] = 2 * w[i] - w[(i + n - 1) % n] - w[(i + 1) % n];
     }
-    return x;
-  };
-  const int64_t warm = filter.warmup + n;
-  std::vector<double> y(n);
-  for (int64_t k = 0; k < warm; ++k) {
-    push(v[((k - warm) % n + n) % n]);
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    y[i] = push(v[i]);
-  }
-  std::fill(y1.begin(), y1.end(), 0.0);
-  std::fill(y2.begin(), y2.end(), 0.0);
-  for (int64_t k = warm - 1; k >= 0; --k) {
-    push(y[k % n]);
+    w.swap(next);
   }
   std::vector<double> out(n);
-  for (int64_t i = n - 1; i >= 0; --i) {
-    out[i] = filter.gain * push(y[i]);
+  for (int64_t i = 0; i < n; ++i) {
+    out[i] = y[i] + sigma * w[i];
   }
   return out;
 }
 
-std::vector<double> reference(const std::vector<double>& v, double sigma, int64_t order) {
-  return v.size() <= 1200 ? dft_smooth(v, sigma, order) : chain_smooth(v, sigma, order);
+double max_abs(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) {
+    m = std::max(m, std::abs(x));
+  }
+  return m;
 }
 
 double relative_error(const std::vector<double>& a, const std::vector<double>& b) {
@@ -93,6 +81,41 @@ double relative_error(const std::vector<double>& a, const std::vector<double>& b
     norm += b[i] * b[i];
   }
   return norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
+}
+
+// y = S(v) to `tol`: the stencil residual max|A y - v| within tol (1 + sigma 4^order)
+// max|v| (the operator's norm times an error of tol max|v| in y) at every size, so
+// that one wrong element at a chunk boundary fails; below 1200 elements also the
+// naive DFT, by relative L2 and by max-abs error.
+::testing::AssertionResult smooths(const std::vector<double>& y, const std::vector<double>& v, double sigma,
+                                   int64_t order, double tol) {
+  const double scale = max_abs(v);
+  const double norm = 1 + sigma * std::pow(4.0, static_cast<double>(order));
+  const auto r = apply_operator(y, sigma, order);
+  double residual = 0;
+  size_t worst = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (std::abs(r[i] - v[i]) > residual) {
+      residual = std::abs(r[i] - v[i]);
+      worst = i;
+    }
+  }
+  if (residual > tol * norm * scale) {
+    return ::testing::AssertionFailure() << "residual " << residual << " at " << worst << " > "
+                                         << tol * norm * scale;
+  }
+  if (v.size() <= 1200) {
+    const auto expected = dft_smooth(v, sigma, order);
+    std::vector<double> diff(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      diff[i] = y[i] - expected[i];
+    }
+    if (max_abs(diff) > tol * max_abs(expected) || relative_error(y, expected) > tol) {
+      return ::testing::AssertionFailure() << "against the DFT: max-abs " << max_abs(diff) << ", relative "
+                                           << relative_error(y, expected);
+    }
+  }
+  return ::testing::AssertionSuccess();
 }
 
 std::vector<double> random_vector(int64_t n, unsigned seed) {
@@ -133,6 +156,44 @@ class DeviceArray {
   size_t n_;
 };
 
+// Device scratch for fft_smooth: one block reserved up front, handed out from
+// its start again by each allocator(). Reuse is safe because a test's calls on
+// one Scratch run on one stream; no cudaMalloc happens during a graph capture.
+class Scratch {
+ public:
+  explicit Scratch(size_t capacity = size_t{64} << 20) : capacity_(capacity) {
+    if (cudaMalloc(&base_, capacity) != cudaSuccess) {
+      base_ = nullptr;
+    }
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { cudaFree(base_); }
+  kernels::ScratchAllocator allocator() {
+    used_ = 0;
+    return [this](size_t bytes) -> void* {
+      const size_t aligned = (bytes + 255) / 256 * 256;
+      if (base_ == nullptr || used_ + aligned > capacity_) {
+        return nullptr;
+      }
+      void* p = static_cast<char*>(base_) + used_;
+      used_ += aligned;
+      return p;
+    };
+  }
+
+ private:
+  void* base_ = nullptr;
+  size_t capacity_;
+  size_t used_ = 0;
+};
+
+size_t shared_limit() {
+  int device = 0;
+  cudaGetDevice(&device);
+  return kernels::direct_shared_limit(device);
+}
+
 class CudaKernels : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -155,13 +216,13 @@ void check_direct(double tol) {
                      " sigma=" + std::to_string(sigma));
         const auto v = random_vector(n, 1);
         kernels::DeviceFilter f;
-        ASSERT_TRUE(kernels::make_device_filter(make_recursive_filter(sigma, order, 1e-17), sizeof(T), &f));
+        ASSERT_TRUE(kernels::make_device_filter(make_recursive_filter(sigma, order, 1e-17), sizeof(T),
+                                                shared_limit(), &f));
         DeviceArray<T> in(v), out(static_cast<size_t>(n));
-        DeviceArray<char> workspace(kernels::direct_workspace_bytes(1));
         const kernels::SmoothRing<T> ring{in.get(), out.get(), n};
-        CUDA_OK(kernels::direct_smooth(&ring, 1, f, workspace.get(), nullptr));
+        CUDA_OK(kernels::direct_smooth(&ring, 1, f, nullptr));
         CUDA_OK(cudaDeviceSynchronize());
-        EXPECT_LT(relative_error(out.download(), reference(v, sigma, order)), tol);
+        EXPECT_TRUE(smooths(out.download(), v, sigma, order, tol));
       }
     }
   }
@@ -177,14 +238,14 @@ void check_fft(double tol) {
       SCOPED_TRACE("n=" + std::to_string(n) + " batch=" + std::to_string(batch));
       std::vector<double> v = random_vector(n * batch, 2);
       DeviceArray<T> in(v), out(static_cast<size_t>(n * batch));
-      DeviceArray<char> spectrum(kernels::fft_workspace_bytes(n, batch, sizeof(T)));
-      CUDA_OK(kernels::fft_smooth(in.get(), out.get(), n, batch, 2.0, 2, spectrum.get(), nullptr));
+      Scratch scratch;
+      CUDA_OK(kernels::fft_smooth(in.get(), out.get(), n, batch, 2.0, 2, scratch.allocator(), nullptr));
       CUDA_OK(cudaDeviceSynchronize());
       const auto result = out.download();
       for (int64_t b = 0; b < batch; ++b) {
         const std::vector<double> ring(v.begin() + b * n, v.begin() + (b + 1) * n);
         const std::vector<double> got(result.begin() + b * n, result.begin() + (b + 1) * n);
-        EXPECT_LT(relative_error(got, reference(ring, 2.0, 2)), tol) << "ring " << b;
+        EXPECT_TRUE(smooths(got, ring, 2.0, 2, tol)) << "ring " << b;
       }
     }
   }
@@ -207,12 +268,11 @@ TEST_F(CudaKernels, OneLaunchSmoothsRingsOfDifferentLengthsOnAStream) {
     rings.push_back({ins.back()->get(), outs.back()->get(), sizes[i]});
   }
   kernels::DeviceFilter f;
-  ASSERT_TRUE(kernels::make_device_filter(make_recursive_filter(1.0, 1, 1e-9), sizeof(float), &f));
-  DeviceArray<char> workspace(kernels::direct_workspace_bytes(static_cast<int64_t>(rings.size())));
-  CUDA_OK(kernels::direct_smooth(rings.data(), static_cast<int64_t>(rings.size()), f, workspace.get(), stream));
+  ASSERT_TRUE(kernels::make_device_filter(make_recursive_filter(1.0, 1, 1e-9), sizeof(float), shared_limit(), &f));
+  CUDA_OK(kernels::direct_smooth(rings.data(), static_cast<int64_t>(rings.size()), f, stream));
   CUDA_OK(cudaStreamSynchronize(stream));
   for (size_t i = 0; i < sizes.size(); ++i) {
-    EXPECT_LT(relative_error(outs[i]->download(), reference(inputs[i], 1.0, 1)), 1e-5) << "ring " << i;
+    EXPECT_TRUE(smooths(outs[i]->download(), inputs[i], 1.0, 1, 1e-5)) << "ring " << i;
   }
   cudaStreamDestroy(stream);
 }
@@ -224,16 +284,20 @@ TEST_F(CudaKernels, FusedUpdateFollowsTheRule) {
   const kernels::UpdateRule rule{0.1, 0.9, 0.0, 0.01, true};
   for (bool fresh : {true, false}) {
     DeviceArray<double> grad(g), param(w0), buffer(b0);
-    DeviceArray<char> workspace(kernels::direct_workspace_bytes(1));
     const auto filter = make_recursive_filter(1.0, 1, 1e-17);
     kernels::DeviceFilter f;
-    ASSERT_TRUE(kernels::make_device_filter(filter, sizeof(double), &f));
+    ASSERT_TRUE(kernels::make_device_filter(filter, sizeof(double), shared_limit(), &f));
     const kernels::UpdateRing<double> ring{grad.get(), param.get(), buffer.get(), n, fresh, -filter.gain};
-    CUDA_OK(kernels::direct_update(&ring, 1, f, rule, workspace.get(), nullptr));
+    CUDA_OK(kernels::direct_update(&ring, 1, f, rule, nullptr));
     CUDA_OK(cudaDeviceSynchronize());
-    const auto s = reference(g, 1.0, 1);
+    DeviceArray<double> smoothed(static_cast<size_t>(n));
+    const kernels::SmoothRing<double> smooth_ring{grad.get(), smoothed.get(), n};
+    CUDA_OK(kernels::direct_smooth(&smooth_ring, 1, f, nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    const auto s = smoothed.download();
+    ASSERT_TRUE(smooths(s, g, 1.0, 1, 1e-10));
     const auto w = param.download(), b = buffer.download();
-    for (int64_t i = 0; i < n; i += 997) {
+    for (int64_t i = 0; i < n; ++i) {
       double d = -s[i] + rule.weight_decay * w0[i];  // scale = -gain: maximizing
       const double expected_b = fresh ? d : rule.momentum * b0[i] + (1 - rule.dampening) * d;
       d = d + rule.momentum * expected_b;
@@ -256,9 +320,7 @@ TEST_F(CudaKernels, ElementwiseUpdateOverSeveralRings) {
     params.push_back(std::make_unique<DeviceArray<float>>(w.back()));
     rings.push_back({grads.back()->get(), params.back()->get(), nullptr, sizes[i], false, 1.0});
   }
-  DeviceArray<char> workspace(kernels::direct_workspace_bytes(static_cast<int64_t>(rings.size())));
-  CUDA_OK(kernels::elementwise_update(rings.data(), static_cast<int64_t>(rings.size()), rule, workspace.get(),
-                                      nullptr));
+  CUDA_OK(kernels::elementwise_update(rings.data(), static_cast<int64_t>(rings.size()), rule, nullptr));
   CUDA_OK(cudaDeviceSynchronize());
   for (size_t i = 0; i < sizes.size(); ++i) {
     const auto got = params[i]->download();
@@ -270,11 +332,180 @@ TEST_F(CudaKernels, ElementwiseUpdateOverSeveralRings) {
   }
 }
 
-TEST(CudaKernelsHost, FiltersTooLongForSharedMemoryAreRefused) {
+
+// Orders 1..8 at sigma = 1 and at the largest sigma (on a doubling grid) whose
+// warm-up still fits this device's shared memory: the longest halos the
+// direct kernels take, on rings longer and shorter than a block.
+template <typename T>
+void check_orders_and_long_warmups(double tol) {
+  const size_t limit = shared_limit();
+  for (int64_t order = 1; order <= 2 * kernels::kMaxSections; ++order) {
+    double largest = 1.0;
+    kernels::DeviceFilter f;
+    while (kernels::make_device_filter(make_recursive_filter(largest * 2, order, 1e-17), sizeof(T), limit, &f)) {
+      largest *= 2;
+    }
+    for (double sigma : {1.0, largest}) {
+      ASSERT_TRUE(kernels::make_device_filter(make_recursive_filter(sigma, order, 1e-17), sizeof(T), limit, &f));
+      for (int64_t n : {int64_t{700}, 2 * kernels::kBlockRange + 5, int64_t{100003}}) {
+        SCOPED_TRACE("order=" + std::to_string(order) + " sigma=" + std::to_string(sigma) + " n=" +
+                     std::to_string(n) + " warmup=" + std::to_string(f.warmup));
+        const auto v = random_vector(n, 7);
+        DeviceArray<T> in(v), out(static_cast<size_t>(n));
+        const kernels::SmoothRing<T> ring{in.get(), out.get(), n};
+        CUDA_OK(kernels::direct_smooth(&ring, 1, f, nullptr));
+        CUDA_OK(cudaDeviceSynchronize());
+        EXPECT_TRUE(smooths(out.download(), v, sigma, order, tol));
+      }
+    }
+  }
+}
+
+TEST_F(CudaKernels, OrdersUpToEightAndWarmupsNearTheLimitFloat) { check_orders_and_long_warmups<float>(1e-5); }
+TEST_F(CudaKernels, OrdersUpToEightAndWarmupsNearTheLimitDouble) { check_orders_and_long_warmups<double>(1e-10); }
+
+TEST_F(CudaKernels, TheSharedMemoryLimitIsTheDevicesOwn) {
+  int device = 0, optin = 0;
+  CUDA_OK(cudaGetDevice(&device));
+  CUDA_OK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  EXPECT_EQ(kernels::direct_shared_limit(device), static_cast<size_t>(optin));
+}
+
+// More rings than one launch's parameter table holds: several launches, each
+// ring still smoothed and updated as its own.
+TEST_F(CudaKernels, ManyRingsSpanSeveralLaunches) {
+  const int64_t count = 2 * kernels::kRingsPerLaunch + 37;
+  std::vector<std::vector<double>> inputs;
+  std::vector<std::unique_ptr<DeviceArray<float>>> ins, outs, params;
+  std::vector<kernels::SmoothRing<float>> rings;
+  std::vector<kernels::UpdateRing<float>> updates;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t n = 2 + (i * 7919) % 3000;
+    inputs.push_back(random_vector(n, 100 + static_cast<unsigned>(i)));
+    ins.push_back(std::make_unique<DeviceArray<float>>(inputs.back()));
+    outs.push_back(std::make_unique<DeviceArray<float>>(static_cast<size_t>(n)));
+    params.push_back(std::make_unique<DeviceArray<float>>(std::vector<double>(n, 1.0)));
+    rings.push_back({ins.back()->get(), outs.back()->get(), n});
+    updates.push_back({ins.back()->get(), params.back()->get(), nullptr, n, false, 1.0});
+  }
   kernels::DeviceFilter f;
-  EXPECT_FALSE(kernels::make_device_filter(make_recursive_filter(1e8, 1, 1e-17), sizeof(double), &f));
-  EXPECT_FALSE(kernels::make_device_filter(make_recursive_filter(1.0, 12, 1e-17), sizeof(double), &f));
-  EXPECT_TRUE(kernels::make_device_filter(make_recursive_filter(1.0, 8, 1e-17), sizeof(double), &f));
+  ASSERT_TRUE(kernels::make_device_filter(make_recursive_filter(1.0, 1, 1e-9), sizeof(float), shared_limit(), &f));
+  CUDA_OK(kernels::direct_smooth(rings.data(), count, f, nullptr));
+  const kernels::UpdateRule rule{0.5, 0.0, 0.0, 0.0, false};
+  CUDA_OK(kernels::elementwise_update(updates.data(), count, rule, nullptr));
+  CUDA_OK(cudaDeviceSynchronize());
+  for (int64_t i = 0; i < count; ++i) {
+    EXPECT_TRUE(smooths(outs[i]->download(), inputs[i], 1.0, 1, 1e-5)) << "ring " << i;
+    const auto w = params[i]->download();
+    for (size_t j = 0; j < w.size(); ++j) {
+      ASSERT_NEAR(w[j], 1.0 - 0.5 * static_cast<float>(inputs[i][j]), 1e-6) << "ring " << i << " element " << j;
+    }
+  }
+}
+
+// cuFFT needs complex-aligned pointers: the kernel layer refuses others before
+// anything runs (the ops copy such inputs first), and leaves no error behind.
+TEST_F(CudaKernels, MisalignedFftInputIsRefusedBeforeAnythingRuns) {
+  const int64_t n = 1000;
+  const auto v = random_vector(n + 1, 8);
+  DeviceArray<float> in(v), out(std::vector<double>(n + 1, 42.0));
+  Scratch scratch;
+  EXPECT_EQ(kernels::fft_smooth<float>(in.get() + 1, out.get(), n, 1, 1.0, 1, scratch.allocator(), nullptr),
+            cudaErrorMisalignedAddress);
+  EXPECT_EQ(kernels::fft_smooth<float>(in.get(), out.get() + 1, n, 1, 1.0, 1, scratch.allocator(), nullptr),
+            cudaErrorMisalignedAddress);
+  CUDA_OK(cudaDeviceSynchronize());
+  for (double x : out.download()) {
+    ASSERT_EQ(x, 42.0);
+  }
+  CUDA_OK(kernels::fft_smooth<float>(in.get(), out.get(), n, 1, 1.0, 1, scratch.allocator(), nullptr));
+  CUDA_OK(cudaDeviceSynchronize());
+  auto got = out.download();
+  got.resize(n);
+  EXPECT_TRUE(smooths(got, std::vector<double>(v.begin(), v.begin() + n), 1.0, 1, 1e-5));
+}
+
+// Transforms of one size on two streams and from two threads at once: each
+// caller checks out its own plans and work area, so none sees another's stream
+// or scratch.
+TEST_F(CudaKernels, OneSizeOnTwoStreamsAndTwoThreadsAtOnce) {
+  const int64_t n = 65536 + 3, batch = 2;
+  auto run = [&](unsigned seed, int rounds, std::string* failure) {
+    cudaStream_t stream;
+    if (cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess) {
+      *failure = "stream";
+      return;
+    }
+    const auto v = random_vector(n * batch, seed);
+    DeviceArray<double> in(v), out(static_cast<size_t>(n * batch));
+    Scratch scratch;
+    for (int r = 0; r < rounds; ++r) {
+      if (kernels::fft_smooth(in.get(), out.get(), n, batch, 3.0, 1, scratch.allocator(), stream) != cudaSuccess) {
+        *failure = "fft_smooth: " + kernels::last_fft_error();
+        break;
+      }
+    }
+    cudaStreamSynchronize(stream);
+    const auto got = out.download();
+    for (int64_t b = 0; b < batch && failure->empty(); ++b) {
+      const std::vector<double> ring(v.begin() + b * n, v.begin() + (b + 1) * n);
+      const auto result = smooths(std::vector<double>(got.begin() + b * n, got.begin() + (b + 1) * n), ring, 3.0, 1,
+                                  1e-10);
+      if (!result) {
+        *failure = result.message();
+      }
+    }
+    cudaStreamDestroy(stream);
+  };
+  std::string first, second;
+  std::thread a(run, 11u, 20, &first), b(run, 12u, 20, &second);
+  a.join();
+  b.join();
+  EXPECT_TRUE(first.empty()) << first;
+  EXPECT_TRUE(second.empty()) << second;
+}
+
+// The direct step and the FFT route captured in a CUDA graph and replayed:
+// nothing is copied from host memory at launch, so replays equal eager steps.
+TEST_F(CudaKernels, StepsReplayFromACudaGraph) {
+  const int64_t n = 40000;
+  const auto g = random_vector(n, 13), w0 = random_vector(n, 14);
+  const auto filter = make_recursive_filter(1.0, 1, 1e-17);
+  kernels::DeviceFilter f;
+  ASSERT_TRUE(kernels::make_device_filter(filter, sizeof(double), shared_limit(), &f));
+  const kernels::UpdateRule rule{0.1, 0.9, 0.0, 0.0, false};
+  cudaStream_t stream;
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  DeviceArray<double> grad(g), eager_w(w0), eager_b(static_cast<size_t>(n)), graph_w(w0), graph_b(static_cast<size_t>(n));
+  DeviceArray<double> eager_s(static_cast<size_t>(n)), graph_s(static_cast<size_t>(n));
+  Scratch scratch;
+  auto step = [&](double* w, double* b, double* s, bool fresh) {
+    const kernels::UpdateRing<double> ring{grad.get(), w, b, n, fresh, filter.gain};
+    cudaError_t status = kernels::direct_update(&ring, 1, f, rule, stream);
+    return status != cudaSuccess ? status
+                                 : kernels::fft_smooth(grad.get(), s, n, 1, 1.0, 1, scratch.allocator(), stream);
+  };
+  CUDA_OK(step(eager_w.get(), eager_b.get(), eager_s.get(), true));
+  CUDA_OK(step(graph_w.get(), graph_b.get(), graph_s.get(), true));  // plans made outside the capture
+  CUDA_OK(step(eager_w.get(), eager_b.get(), eager_s.get(), false));
+  CUDA_OK(step(eager_w.get(), eager_b.get(), eager_s.get(), false));
+  CUDA_OK(cudaStreamSynchronize(stream));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  const cudaError_t captured = step(graph_w.get(), graph_b.get(), graph_s.get(), false);
+  CUDA_OK(cudaStreamEndCapture(stream, &graph));
+  CUDA_OK(captured);
+  CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+  CUDA_OK(cudaGraphLaunch(exec, stream));
+  CUDA_OK(cudaGraphLaunch(exec, stream));
+  CUDA_OK(cudaStreamSynchronize(stream));
+  EXPECT_EQ(graph_w.download(), eager_w.download());
+  EXPECT_EQ(graph_b.download(), eager_b.download());
+  EXPECT_EQ(graph_s.download(), eager_s.download());
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
 }
 
 }  // namespace

@@ -1,47 +1,114 @@
-"""The CUDA ops against the CPU ones (which the rest of the suite checks against float64
-references), the fused step, streams, and training on a GPU. Skipped without CUDA."""
+"""The CUDA ops against independent float64 references (NumPy's FFT), the fused step
+against the CPU's, streams, CUDA graphs, and training on a GPU. Skipped without CUDA.
+
+Each test here is written to catch a fault the CUDA code could have: a kernel on the
+wrong stream (inputs produced late on a side stream, with no synchronisation), plans or
+work areas shared between streams, batched cuFFT plans (duplicate shapes), cuFFT reading
+misaligned views, a wrong element at a chunk boundary (max-abs bounds beside relative
+ones), and every order and warm-up the direct route takes."""
+
+import functools
 
 import pytest
 import torch
 
 import torch_mlsgd
+from reference import fft_smooth
 from torch_mlsgd import LSGD, MLSGD, laplacian_smooth, laplacian_smooth_
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 SIZES = [1, 2, 3, 100, 8224, 3 * 8224 + 17, 100_003, 1_000_003]
-TOL = {torch.float32: 1e-5, torch.float64: 1e-10, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 
 
 def relative_error(a, b):
-    a, b = a.double().cpu(), b.double().cpu()
+    a, b = torch.as_tensor(a).double().cpu(), torch.as_tensor(b).double().cpu()
     return ((a - b).norm() / b.norm().clamp_min(1e-300)).item()
+
+
+def assert_smoothed(out, expected, tol, what=""):
+    """Relative L2 and max-abs error both within tol (one wrong element of a long ring
+    barely moves the first, not the second)."""
+    out, expected = torch.as_tensor(out).double().cpu(), torch.as_tensor(expected).double().cpu()
+    scale = expected.abs().max().clamp_min(1e-300)
+    assert relative_error(out, expected) < tol, what
+    assert ((out - expected).abs().max() / scale).item() < tol, what
+
+
+@functools.lru_cache(maxsize=None)
+def case(n, order, sigma):
+    """A random ring and its smoothing by NumPy's FFT in float64."""
+    v = torch.randn(n, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    return v, torch.from_numpy(fft_smooth(v.numpy(), sigma, order))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("backend", ["auto", "fft", "direct"])
-def test_cuda_matches_cpu(dtype, backend):
-    g = torch.Generator().manual_seed(0)
+def test_cuda_matches_a_float64_fft(dtype, backend):
     for n in SIZES:
-        v = torch.randn(n, generator=g, dtype=torch.float64)
         for order in (1, 2, 3):
             for sigma in (0.5, 1.0, 30.0, 1e4):
-                expected = laplacian_smooth(v, sigma, order)  # float64 on the CPU
+                v, expected = case(n, order, sigma)
                 try:
                     out = laplacian_smooth(v.to("cuda", dtype), sigma, order, backend=backend)
                 except ValueError as error:  # the direct route's shared-memory limit
                     assert backend == "direct" and "shared memory" in str(error)
                     continue
                 assert out.is_cuda and out.dtype == dtype and out.shape == v.shape
-                assert relative_error(out, expected) < TOL[dtype], (n, order, sigma)
+                assert_smoothed(out, expected, TOL[dtype], (n, order, sigma))
+
+
+def largest_direct_sigma(order, dtype, n=20_000):
+    """The largest sigma on a doubling grid that the direct route takes on this GPU."""
+    sigma = 1.0
+    x = torch.zeros(n, device="cuda", dtype=dtype)
+    while True:
+        try:
+            laplacian_smooth(x, sigma * 2, order, backend="direct")
+        except ValueError as error:
+            assert "shared memory" in str(error)
+            return sigma
+        sigma *= 2
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_every_direct_order_and_the_longest_warmups_on_cuda(dtype):
+    for order in range(1, 9):
+        for sigma in (1.0, largest_direct_sigma(order, dtype)):
+            for n in (700, 2 * 8224 + 5, 100_003):
+                v, expected = case(n, order, sigma)
+                out = laplacian_smooth(v.to("cuda", dtype), sigma, order, backend="direct")
+                assert_smoothed(out, expected, TOL[dtype], (order, sigma, n))
+    with pytest.raises(ValueError, match="orders up to 8"):
+        laplacian_smooth(torch.zeros(100, device="cuda", dtype=dtype), 1.0, 9, backend="direct")
+    v, expected = case(5000, 9, 1.0)
+    assert_smoothed(laplacian_smooth(v.to("cuda", dtype), 1.0, 9), expected, TOL[dtype])  # auto: cuFFT
+
+
+@pytest.mark.parametrize("backend", ["auto", "fft", "direct"])
+def test_misaligned_views_on_cuda(backend):
+    """x[1:] of a float tensor starts mid-pair: cuFFT must get an aligned copy."""
+    base = torch.randn(100_001, device="cuda")
+    for sigma in (1.0, 5000.0):
+        expected = fft_smooth(base[1:].double().cpu().numpy(), sigma, 1)
+        if backend == "direct" and sigma > largest_direct_sigma(1, torch.float32):
+            continue
+        assert_smoothed(laplacian_smooth(base[1:], sigma, backend=backend), expected, TOL[torch.float32])
+        w = base.clone()
+        laplacian_smooth_(w[1:], sigma, backend=backend)
+        assert w[0].item() == base[0].item()
+        assert_smoothed(w[1:], expected, TOL[torch.float32])
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_on_cuda(dtype):
+@pytest.mark.parametrize("backend", ["auto", "fft", "direct"])
+def test_half_precision_on_cuda_is_float32_rounded_once(dtype, backend):
     v = torch.randn(5000, device="cuda").to(dtype)
-    expected = laplacian_smooth(v.float().cpu(), 1.0).to(dtype)
-    out = laplacian_smooth(v, 1.0)
-    assert out.dtype == dtype and relative_error(out, expected) < TOL[dtype]
+    expected = laplacian_smooth(v.float(), 1.0, backend=backend).to(dtype)
+    out = laplacian_smooth(v, 1.0, backend=backend)
+    assert out.dtype == dtype
+    assert torch.equal(out, expected)
 
 
 def test_in_place_and_strided_inputs_on_cuda():
@@ -72,17 +139,21 @@ CONFIGS = [
     dict(sigma=0.0, momentum=0.9),
     dict(sigma=5000.0, momentum=0.9),  # the FFT route through auto
     dict(order=2, momentum=0.9),
+    dict(momentum=0.9, weight_decay=0.01, maximize=True, backend="fft"),
+    dict(sigma=5000.0, momentum=0.8, dampening=0.2, weight_decay=0.01, maximize=True),
+    dict(sigma=5000.0, momentum=0.9, nesterov=True, weight_decay=0.01, flatten="group"),
+    dict(order=8, momentum=0.9, backend="direct"),
 ]
+# Duplicate shapes: the FFT route batches rings of one length into one plan.
+SHAPES = [(64, 3, 7, 7), (64,), (1,), (0,), (512, 300), (12_007,), (100,), (512, 300), (100,), (512, 300)]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "plain")
 def test_fused_step_on_cuda_matches_cpu(dtype, config):
-    shapes = [(64, 3, 7, 7), (64,), (1,), (0,), (512, 300), (12_007,), (100,)]
-
     def run(device):
         g = torch.Generator().manual_seed(1)
-        params = [torch.randn(s, generator=g, dtype=dtype).to(device).requires_grad_() for s in shapes]
+        params = [torch.randn(s, generator=g, dtype=dtype).to(device).requires_grad_() for s in SHAPES]
         optimizer = LSGD(params, lr=0.05, **{"sigma": 1.0, **config})
         for _ in range(3):
             for p in params:
@@ -95,26 +166,116 @@ def test_fused_step_on_cuda_matches_cpu(dtype, config):
     for a, b in zip(cuda_params, cpu_params):
         assert a.is_cuda
         if b.numel():
-            assert relative_error(a.detach(), b.detach()) < 10 * TOL[dtype]
+            assert_smoothed(a.detach(), b.detach(), 10 * TOL[dtype])
     if config.get("momentum"):
         for a, b in zip(cuda_params, cpu_params):
             if b.numel():
-                assert relative_error(cuda_opt.state[a]["momentum_buffer"], cpu_opt.state[b]["momentum_buffer"]) \
-                    < 10 * TOL[dtype]
+                assert_smoothed(cuda_opt.state[a]["momentum_buffer"], cpu_opt.state[b]["momentum_buffer"],
+                                10 * TOL[dtype])
 
 
-def test_side_streams_give_the_default_streams_results():
-    xs = [torch.randn(200_000 + i, device="cuda") for i in range(4)]
-    expected = [laplacian_smooth(x, 1.0) for x in xs]
-    streams = [torch.cuda.Stream() for _ in range(2)]
-    outs = [None] * len(xs)
+@pytest.mark.parametrize("backend", ["auto", "fft", "direct"])
+def test_gradients_at_odd_offsets_in_the_fused_step_on_cuda(backend):
+    """Gradients that are views starting mid-pair (as bucket views of DDP or FSDP can)."""
+    def run(device):
+        g = torch.Generator().manual_seed(2)
+        params = [torch.randn(n, generator=g).to(device).requires_grad_() for n in (5001, 777)]
+        storage = torch.randn(5001 + 777 + 1, generator=g).to(device)
+        params[0].grad, params[1].grad = storage[1:5002], storage[5002:]
+        LSGD(params, lr=0.1, momentum=0.9, backend=backend).step()
+        return params
+
+    for a, b in zip(run("cuda"), run("cpu")):
+        assert_smoothed(a.detach(), b.detach(), 10 * TOL[torch.float32])
+
+
+def delayed_copy(source, stream):
+    """source's copy, written on `stream` after ~10 ms of GPU sleep: a consumer on
+    another stream that does not wait for `stream` reads it before it is written."""
+    with torch.cuda.stream(stream):
+        out = torch.full_like(source, float("nan"))
+        torch.cuda._sleep(20_000_000)
+        out.copy_(source)
+    return out
+
+
+@pytest.mark.parametrize("backend", ["fft", "direct"])
+def test_inputs_produced_late_on_a_side_stream_on_cuda(backend):
+    """The op runs on the current stream: inside a side stream's context it sees the
+    side stream's writes without any synchronisation by the caller."""
+    sources = [case(200_000, 1, 1.0)[0].float().cuda() for _ in range(2)]
+    expected = case(200_000, 1, 1.0)[1]
     torch.cuda.synchronize()
-    for i, x in enumerate(xs):
-        with torch.cuda.stream(streams[i % 2]):
-            outs[i] = laplacian_smooth(x, 1.0, backend="fft" if i % 2 else "direct")
+    streams = [torch.cuda.Stream() for _ in sources]
+    outs = []
+    for source, stream in zip(sources, streams):
+        x = delayed_copy(source, stream)
+        with torch.cuda.stream(stream):
+            outs.append(laplacian_smooth(x, 1.0, backend=backend))
+    for stream in streams:
+        torch.cuda.current_stream().wait_stream(stream)
+    for out in outs:  # two transforms of one size ran on two streams at once
+        assert_smoothed(out, expected, TOL[torch.float32])
+
+
+@pytest.mark.parametrize("backend", ["fft", "direct"])
+def test_fused_step_on_a_side_stream_with_late_gradients_on_cuda(backend):
+    def run(device, stream=None):
+        g = torch.Generator().manual_seed(3)
+        params = [torch.randn(s, generator=g).to(device).requires_grad_() for s in [(300, 200), (300, 200), (5,)]]
+        grads = [torch.sin(3 * p.detach()) for p in params]
+        optimizer = LSGD(params, lr=0.1, momentum=0.9, backend=backend)
+        for _ in range(2):
+            if stream is None:
+                for p, gr in zip(params, grads):
+                    p.grad = gr.clone()
+                optimizer.step()
+            else:
+                torch.cuda.synchronize()
+                for p, gr in zip(params, grads):
+                    p.grad = delayed_copy(gr, stream)
+                with torch.cuda.stream(stream):
+                    optimizer.step()
+                torch.cuda.current_stream().wait_stream(stream)
+        return params
+
+    for a, b in zip(run("cuda", torch.cuda.Stream()), run("cpu")):
+        assert_smoothed(a.detach(), b.detach(), 10 * TOL[torch.float32])
+
+
+@pytest.mark.parametrize("backend", ["fft", "direct"])
+def test_fused_lsgd_step_replays_from_a_cuda_graph(backend):
+    """The step captured once and replayed equals the same steps run eagerly."""
+    def model(device):
+        g = torch.Generator().manual_seed(4)
+        params = [torch.randn(s, generator=g).to(device).requires_grad_() for s in [(256, 128), (256, 128), (77,)]]
+        return params, LSGD(params, lr=0.05, momentum=0.9, weight_decay=0.01, backend=backend, fused=True)
+
+    def set_grads(params):
+        for p in params:
+            p.grad = torch.cos(2 * p.detach())
+
+    eager, eager_opt = model("cuda")
+    captured, captured_opt = model("cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up outside the capture: buffers and plans exist
+        set_grads(captured)
+        captured_opt.step()
+    torch.cuda.current_stream().wait_stream(side)
+    set_grads(eager)
+    eager_opt.step()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        set_grads(captured)
+        captured_opt.step()
+    for _ in range(3):
+        graph.replay()
+        set_grads(eager)
+        eager_opt.step()
     torch.cuda.synchronize()
-    for out, ref in zip(outs, expected):
-        assert relative_error(out, ref) < 1e-5
+    for a, b in zip(captured, eager):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("optimizer_class", [LSGD, MLSGD])

@@ -1,18 +1,27 @@
 // The direct route and the elementwise update on CUDA (see smoothing.h).
+//
+// Why one-warp blocks: a block's phases (load, causal and anti-causal sweeps,
+// write) exchange values only within the warp, so __syncwarp orders them and
+// no block-wide barrier is needed; how many blocks an SM holds is set by the
+// shared memory per element, not by the block size, so larger blocks would
+// not keep more warps in flight. Memory-level parallelism comes instead from
+// the batched loads and stores below (kLoadBatch, kStoreBatch per lane).
 
 #include "cuda/kernels/smoothing.h"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <vector>
 
 namespace torch_mlsgd {
 namespace cuda {
 namespace {
 
-constexpr int kWarp = 32;
-constexpr int64_t kBlockRange = kWarp * kChunk;  // ring elements one direct block solves
 constexpr int kUpdateThreads = 256;
 constexpr int64_t kUpdateRange = kUpdateThreads * 4;  // elements one update block handles
+constexpr int kLoadBatch = 8;   // global loads each lane has in flight while filling shared memory
+constexpr int kStoreBatch = 4;  // elements each lane updates per round of the write phase
 
 // A ring as kernels see it; which pointers matter depends on the kernel.
 struct DeviceRing {
@@ -26,28 +35,41 @@ struct DeviceRing {
   bool fresh;
 };
 
-__device__ __forceinline__ int64_t find_ring(const DeviceRing* rings, int64_t count, int64_t block) {
+// Up to kRingsPerLaunch rings, passed by value as a kernel parameter: nothing
+// is copied from the host at launch, so the launch can be captured in a graph.
+struct RingTable {
+  DeviceRing rings[kRingsPerLaunch];
+  int64_t count;
+};
+// CUDA 12.1+ on sm_70+ allows 32,764 bytes of kernel parameters.
+static_assert(sizeof(RingTable) + sizeof(DeviceFilter) + sizeof(UpdateRule) + 64 <= 32764,
+              "kRingsPerLaunch is too large for the kernel parameter space");
+
+__device__ __forceinline__ const DeviceRing& find_ring(const RingTable& table, int64_t block) {
   int64_t lo = 0;
-  int64_t hi = count - 1;
+  int64_t hi = table.count - 1;
   while (lo < hi) {
     const int64_t mid = (lo + hi + 1) / 2;
-    if (rings[mid].first_block <= block) {
+    if (table.rings[mid].first_block <= block) {
       lo = mid;
     } else {
       hi = mid - 1;
     }
   }
-  return lo;
+  return table.rings[lo];
 }
 
-// The cascade's state for one lane, in double.
+// The cascade's state for one lane, in double. The loops run over the
+// compile-time kMaxSections with a predicate, so that the state stays in
+// registers (a loop bounded by f.sections would put it in local memory).
 template <bool kFirstOrder>
 struct LaneState {
   double y1[kMaxSections];
   double y2[kMaxSections];
 
-  __device__ __forceinline__ void clear(int sections) {
-    for (int m = 0; m < sections; ++m) {
+  __device__ __forceinline__ void clear() {
+#pragma unroll
+    for (int m = 0; m < kMaxSections; ++m) {
       y1[m] = 0.0;
       y2[m] = 0.0;
     }
@@ -58,38 +80,67 @@ struct LaneState {
       y1[0] = fma(f.a1[0], y1[0], x);
       return y1[0];
     } else {
-      for (int m = 0; m < f.sections; ++m) {
-        const double y = fma(f.a1[m], y1[m], fma(-f.a2[m], y2[m], x));
-        y2[m] = y1[m];
-        y1[m] = y;
-        x = y;
+#pragma unroll
+      for (int m = 0; m < kMaxSections; ++m) {
+        if (m < f.sections) {
+          const double y = fma(f.a1[m], y1[m], fma(-f.a2[m], y2[m], x));
+          y2[m] = y1[m];
+          y1[m] = y;
+          x = y;
+        }
       }
       return x;
     }
   }
 };
 
+// The write phase: at[t] holds the unscaled result x of ring position begin + t.
+// Each lane takes positions t0, t0 + 32, ... (coalesced across the warp).
 struct SmoothSinkDevice {
   template <typename scalar_t>
-  __device__ __forceinline__ void operator()(const DeviceRing& ring, const DeviceFilter& f,
-                                             const UpdateRule&, int64_t pos, double x) const {
-    static_cast<scalar_t*>(ring.output)[pos] = static_cast<scalar_t>(f.gain * x);
+  __device__ __forceinline__ void operator()(const DeviceRing& ring, const DeviceFilter& f, const UpdateRule&,
+                                             const scalar_t* at, int64_t begin, int64_t range, int lane) const {
+    scalar_t* out = static_cast<scalar_t*>(ring.output) + begin;
+    for (int64_t t = lane; t < range; t += kWarp) {
+      out[t] = static_cast<scalar_t>(f.gain * static_cast<double>(at[t]));
+    }
   }
 };
 
-template <typename scalar_t>
-__device__ __forceinline__ void update_element(const DeviceRing& ring, const UpdateRule& rule,
-                                               int64_t pos, double smoothed) {
-  scalar_t* buffer = static_cast<scalar_t*>(ring.buffer);
-  rule.apply(smoothed, static_cast<scalar_t*>(ring.param) + pos,
-             buffer == nullptr ? nullptr : buffer + pos, ring.fresh);
-}
-
 struct UpdateSinkDevice {
+  // The parameter's (and buffer's) values of kStoreBatch positions are loaded
+  // before any is updated, so that their loads are in flight together.
   template <typename scalar_t>
-  __device__ __forceinline__ void operator()(const DeviceRing& ring, const DeviceFilter&,
-                                             const UpdateRule& u, int64_t pos, double x) const {
-    update_element<scalar_t>(ring, u, pos, ring.scale * x);
+  __device__ __forceinline__ void operator()(const DeviceRing& ring, const DeviceFilter&, const UpdateRule& rule,
+                                             const scalar_t* at, int64_t begin, int64_t range, int lane) const {
+    scalar_t* param = static_cast<scalar_t*>(ring.param) + begin;
+    scalar_t* buffer = ring.buffer == nullptr ? nullptr : static_cast<scalar_t*>(ring.buffer) + begin;
+    const bool read_buffer = buffer != nullptr && !ring.fresh;
+    for (int64_t t0 = lane; t0 < range; t0 += kWarp * kStoreBatch) {
+      scalar_t w[kStoreBatch];
+      scalar_t b[kStoreBatch];
+#pragma unroll
+      for (int j = 0; j < kStoreBatch; ++j) {
+        const int64_t t = t0 + j * kWarp;
+        if (t < range) {
+          w[j] = param[t];
+          b[j] = read_buffer ? buffer[t] : scalar_t(0);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kStoreBatch; ++j) {
+        const int64_t t = t0 + j * kWarp;
+        if (t < range) {
+          scalar_t wj = w[j];
+          scalar_t bj = b[j];
+          rule.apply(ring.scale * static_cast<double>(at[t]), &wj, buffer == nullptr ? nullptr : &bj, ring.fresh);
+          param[t] = wj;
+          if (buffer != nullptr) {
+            buffer[t] = bj;
+          }
+        }
+      }
+    }
   }
 };
 
@@ -97,23 +148,46 @@ struct UpdateSinkDevice {
 // smoothing.h; the phases are separated by __syncwarp so that every read of
 // another lane's values happens before that lane overwrites them.
 template <typename scalar_t, bool kFirstOrder, typename Sink>
-__global__ void __launch_bounds__(kWarp) direct_kernel(const DeviceRing* rings, int64_t count,
-                                                       DeviceFilter f, UpdateRule rule, Sink sink) {
+__global__ void __launch_bounds__(kWarp) direct_kernel(const __grid_constant__ RingTable table, DeviceFilter f,
+                                                       UpdateRule rule, Sink sink) {
   extern __shared__ double shared_storage[];
   scalar_t* buf = reinterpret_cast<scalar_t*>(shared_storage);
   const int lane = static_cast<int>(threadIdx.x);
-  const DeviceRing ring = rings[find_ring(rings, count, blockIdx.x)];
+  const DeviceRing& ring = find_ring(table, blockIdx.x);
   const int64_t n = ring.n;
   const int64_t begin = (static_cast<int64_t>(blockIdx.x) - ring.first_block) * kBlockRange;
   const int64_t range = n - begin < kBlockRange ? n - begin : kBlockRange;
   const int64_t warmup = f.warmup;
 
   // Inputs at ring positions [begin - warmup, begin + range + warmup), wrapped.
+  // Positions lie in [-warmup, n + warmup): where the warm-up is no longer
+  // than the ring, one add or subtract wraps them (no 64-bit division).
   const scalar_t* in = static_cast<const scalar_t*>(ring.input);
-  for (int64_t t = lane; t < range + 2 * warmup; t += kWarp) {
-    int64_t pos = (begin - warmup + t) % n;
-    pos += pos < 0 ? n : 0;
-    buf[t] = in[pos];
+  const int64_t total = range + 2 * warmup;
+  const bool short_warmup = warmup <= n;
+  for (int64_t t0 = lane; t0 < total; t0 += kWarp * kLoadBatch) {
+    scalar_t v[kLoadBatch];
+#pragma unroll
+    for (int j = 0; j < kLoadBatch; ++j) {
+      const int64_t t = t0 + j * kWarp;
+      if (t < total) {
+        int64_t pos = begin - warmup + t;
+        if (short_warmup) {
+          pos += pos < 0 ? n : (pos >= n ? -n : 0);
+        } else {
+          pos %= n;
+          pos += pos < 0 ? n : 0;
+        }
+        v[j] = in[pos];
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < kLoadBatch; ++j) {
+      const int64_t t = t0 + j * kWarp;
+      if (t < total) {
+        buf[t] = v[j];
+      }
+    }
   }
   __syncwarp();
   scalar_t* at = buf + warmup;  // at[t]: ring position begin + t
@@ -122,7 +196,7 @@ __global__ void __launch_bounds__(kWarp) direct_kernel(const DeviceRing* rings, 
   const bool active = cb < range;
 
   LaneState<kFirstOrder> state;
-  state.clear(f.sections);
+  state.clear();
   if (active) {  // causal start from the inputs before the chunk
     for (int64_t t = cb - warmup; t < cb; ++t) {
       state.push(f, static_cast<double>(at[t]));
@@ -136,7 +210,7 @@ __global__ void __launch_bounds__(kWarp) direct_kernel(const DeviceRing* rings, 
     }
   }
   __syncwarp();
-  state.clear(f.sections);
+  state.clear();
   if (active) {  // anti-causal start from the causal results after the chunk
     for (int64_t t = ce + warmup - 1; t >= ce; --t) {
       state.push(f, static_cast<double>(at[t]));
@@ -149,77 +223,82 @@ __global__ void __launch_bounds__(kWarp) direct_kernel(const DeviceRing* rings, 
     }
   }
   __syncwarp();
-  for (int64_t t = lane; t < range; t += kWarp) {  // coalesced
-    sink.template operator()<scalar_t>(ring, f, rule, begin + t, static_cast<double>(at[t]));
-  }
+  sink.template operator()<scalar_t>(ring, f, rule, at, begin, range, lane);
 }
 
 template <typename scalar_t>
-__global__ void update_kernel(const DeviceRing* rings, int64_t count, UpdateRule rule) {
-  const DeviceRing ring = rings[find_ring(rings, count, blockIdx.x)];
+__global__ void update_kernel(const __grid_constant__ RingTable table, UpdateRule rule) {
+  const DeviceRing& ring = find_ring(table, blockIdx.x);
   const int64_t begin = (static_cast<int64_t>(blockIdx.x) - ring.first_block) * kUpdateRange;
   const int64_t end = begin + kUpdateRange < ring.n ? begin + kUpdateRange : ring.n;
   const scalar_t* grad = static_cast<const scalar_t*>(ring.input);
+  scalar_t* param = static_cast<scalar_t*>(ring.param);
+  scalar_t* buffer = static_cast<scalar_t*>(ring.buffer);
   for (int64_t pos = begin + threadIdx.x; pos < end; pos += kUpdateThreads) {
-    update_element<scalar_t>(ring, rule, pos, ring.scale * static_cast<double>(grad[pos]));
+    rule.apply(ring.scale * static_cast<double>(grad[pos]), param + pos, buffer == nullptr ? nullptr : buffer + pos,
+               ring.fresh);
   }
 }
 
-// Copies ring descriptors (with their first blocks) to the workspace; returns
-// the total number of blocks.
-cudaError_t upload(std::vector<DeviceRing>& rings, int64_t range, void* workspace,
-                   cudaStream_t stream, int64_t* blocks) {
-  int64_t total = 0;
-  for (auto& r : rings) {
-    r.first_block = total;
-    total += (r.n + range - 1) / range;
-  }
-  *blocks = total;
-  return cudaMemcpyAsync(workspace, rings.data(), rings.size() * sizeof(DeviceRing),
-                         cudaMemcpyHostToDevice, stream);
-}
-
-template <typename scalar_t, typename Sink>
-cudaError_t launch_direct(std::vector<DeviceRing>& rings, const DeviceFilter& f,
-                          const UpdateRule& rule, Sink sink, void* workspace, cudaStream_t stream) {
-  // Empty rings have no blocks; sigma = 0 or a ring of one element is the
-  // identity, which the glue handles before calling (the kernel needs n >= 1).
-  rings.erase(std::remove_if(rings.begin(), rings.end(), [](const DeviceRing& r) { return r.n == 0; }),
-              rings.end());
-  if (rings.empty()) {
-    return cudaSuccess;
-  }
+// Launches `launch(table, blocks)` once per kRingsPerLaunch non-empty rings,
+// each ring taking ceil(n / range) consecutive blocks.
+template <typename Launch>
+cudaError_t for_each_table(const std::vector<DeviceRing>& rings, int64_t range, Launch launch) {
+  RingTable table;
+  table.count = 0;
   int64_t blocks = 0;
-  cudaError_t status = upload(rings, kBlockRange, workspace, stream, &blocks);
+  auto flush = [&]() {
+    const cudaError_t status = table.count == 0 ? cudaSuccess : launch(table, blocks);
+    table.count = 0;
+    blocks = 0;
+    return status;
+  };
+  for (const DeviceRing& ring : rings) {
+    if (ring.n == 0) {
+      continue;
+    }
+    table.rings[table.count] = ring;
+    table.rings[table.count].first_block = blocks;
+    blocks += (ring.n + range - 1) / range;
+    if (++table.count == kRingsPerLaunch) {
+      if (const cudaError_t status = flush(); status != cudaSuccess) {
+        return status;
+      }
+    }
+  }
+  return flush();
+}
+
+template <typename scalar_t, bool kFirstOrder, typename Sink>
+cudaError_t launch_direct_kernel(const std::vector<DeviceRing>& rings, const DeviceFilter& f,
+                                 const UpdateRule& rule, Sink sink, cudaStream_t stream) {
+  const size_t shared = direct_shared_bytes(f.warmup, sizeof(scalar_t));
+  auto kernel = direct_kernel<scalar_t, kFirstOrder, Sink>;
+  const cudaError_t status =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
   if (status != cudaSuccess) {
     return status;
   }
-  const size_t shared = direct_shared_bytes(f, sizeof(scalar_t));
-  const auto* device_rings = static_cast<const DeviceRing*>(workspace);
-  const int64_t count = static_cast<int64_t>(rings.size());
-  if (f.first_order) {
-    auto kernel = direct_kernel<scalar_t, true, Sink>;
-    status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(shared));
-    if (status == cudaSuccess) {
-      kernel<<<static_cast<unsigned>(blocks), kWarp, shared, stream>>>(device_rings, count, f, rule, sink);
-    }
-  } else {
-    auto kernel = direct_kernel<scalar_t, false, Sink>;
-    status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(shared));
-    if (status == cudaSuccess) {
-      kernel<<<static_cast<unsigned>(blocks), kWarp, shared, stream>>>(device_rings, count, f, rule, sink);
-    }
-  }
-  return status == cudaSuccess ? cudaGetLastError() : status;
+  return for_each_table(rings, kBlockRange, [&](const RingTable& table, int64_t blocks) {
+    kernel<<<static_cast<unsigned>(blocks), kWarp, shared, stream>>>(table, f, rule, sink);
+    return cudaGetLastError();
+  });
+}
+
+// Rings of n = 1 or sigma = 0 are the identity, which the glue handles before
+// calling; the kernel needs n >= 1 and skips empty rings.
+template <typename scalar_t, typename Sink>
+cudaError_t launch_direct(const std::vector<DeviceRing>& rings, const DeviceFilter& f, const UpdateRule& rule,
+                          Sink sink, cudaStream_t stream) {
+  return f.first_order ? launch_direct_kernel<scalar_t, true>(rings, f, rule, sink, stream)
+                       : launch_direct_kernel<scalar_t, false>(rings, f, rule, sink, stream);
 }
 
 }  // namespace
 
-bool make_device_filter(const core::RecursiveFilter& filter, size_t element_bytes,
+bool make_device_filter(const core::RecursiveFilter& filter, size_t element_bytes, size_t shared_limit,
                         DeviceFilter* out) {
-  if (filter.warmup < 0 || filter.sections.size() > static_cast<size_t>(kMaxSections)) {
+  if (!direct_fits(filter.sections.size(), filter.warmup, element_bytes, shared_limit)) {
     return false;
   }
   DeviceFilter f;
@@ -231,74 +310,72 @@ bool make_device_filter(const core::RecursiveFilter& filter, size_t element_byte
   }
   f.gain = filter.gain;
   f.warmup = filter.warmup;
-  if (direct_shared_bytes(f, element_bytes) > kMaxSharedBytes) {
-    return false;
-  }
   *out = f;
   return true;
 }
 
-size_t direct_shared_bytes(const DeviceFilter& filter, size_t element_bytes) {
-  return static_cast<size_t>(kBlockRange + 2 * filter.warmup) * element_bytes;
-}
-
-size_t direct_workspace_bytes(int64_t count) {
-  return static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(DeviceRing);
+size_t direct_shared_limit(int device) {
+  constexpr size_t kFallback = 48 * 1024;
+  static std::array<std::atomic<size_t>, 64> known{};  // 0: not read yet
+  const bool cached = device >= 0 && device < static_cast<int>(known.size());
+  if (cached) {
+    if (const size_t bytes = known[device].load(std::memory_order_relaxed); bytes != 0) {
+      return bytes;
+    }
+  }
+  int bytes = 0;
+  if (cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess || bytes <= 0) {
+    cudaGetLastError();  // not sticky; leave no error behind for the caller's next check
+    return kFallback;
+  }
+  if (cached) {
+    known[device].store(static_cast<size_t>(bytes), std::memory_order_relaxed);
+  }
+  return static_cast<size_t>(bytes);
 }
 
 template <typename scalar_t>
-cudaError_t direct_smooth(const SmoothRing<scalar_t>* rings, int64_t count,
-                          const DeviceFilter& filter, void* workspace, cudaStream_t stream) {
+cudaError_t direct_smooth(const SmoothRing<scalar_t>* rings, int64_t count, const DeviceFilter& filter,
+                          cudaStream_t stream) {
   std::vector<DeviceRing> device(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) {
     device[i] = DeviceRing{rings[i].input, rings[i].output, nullptr, nullptr, rings[i].n, 0, 1.0, false};
   }
-  return launch_direct<scalar_t>(device, filter, UpdateRule{}, SmoothSinkDevice{}, workspace, stream);
+  return launch_direct<scalar_t>(device, filter, UpdateRule{}, SmoothSinkDevice{}, stream);
 }
 
 template <typename scalar_t>
-cudaError_t direct_update(const UpdateRing<scalar_t>* rings, int64_t count,
-                          const DeviceFilter& filter, const UpdateRule& rule, void* workspace,
-                          cudaStream_t stream) {
+cudaError_t direct_update(const UpdateRing<scalar_t>* rings, int64_t count, const DeviceFilter& filter,
+                          const UpdateRule& rule, cudaStream_t stream) {
   std::vector<DeviceRing> device(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) {
     device[i] = DeviceRing{rings[i].grad, nullptr, rings[i].param, rings[i].buffer,
                            rings[i].n, 0, rings[i].scale, rings[i].fresh};
   }
-  return launch_direct<scalar_t>(device, filter, rule, UpdateSinkDevice{}, workspace, stream);
+  return launch_direct<scalar_t>(device, filter, rule, UpdateSinkDevice{}, stream);
 }
 
 template <typename scalar_t>
-cudaError_t elementwise_update(const UpdateRing<scalar_t>* rings, int64_t count,
-                               const UpdateRule& rule, void* workspace, cudaStream_t stream) {
-  std::vector<DeviceRing> device;
+cudaError_t elementwise_update(const UpdateRing<scalar_t>* rings, int64_t count, const UpdateRule& rule,
+                               cudaStream_t stream) {
+  std::vector<DeviceRing> device(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) {
-    if (rings[i].n > 0) {
-      device.push_back(DeviceRing{rings[i].grad, nullptr, rings[i].param, rings[i].buffer,
-                                  rings[i].n, 0, rings[i].scale, rings[i].fresh});
-    }
+    device[i] = DeviceRing{rings[i].grad, nullptr, rings[i].param, rings[i].buffer,
+                           rings[i].n, 0, rings[i].scale, rings[i].fresh};
   }
-  if (device.empty()) {
-    return cudaSuccess;
-  }
-  int64_t blocks = 0;
-  const cudaError_t status = upload(device, kUpdateRange, workspace, stream, &blocks);
-  if (status != cudaSuccess) {
-    return status;
-  }
-  update_kernel<scalar_t><<<static_cast<unsigned>(blocks), kUpdateThreads, 0, stream>>>(
-      static_cast<const DeviceRing*>(workspace), static_cast<int64_t>(device.size()), rule);
-  return cudaGetLastError();
+  return for_each_table(device, kUpdateRange, [&](const RingTable& table, int64_t blocks) {
+    update_kernel<scalar_t><<<static_cast<unsigned>(blocks), kUpdateThreads, 0, stream>>>(table, rule);
+    return cudaGetLastError();
+  });
 }
 
 #define TORCH_MLSGD_INSTANTIATE(scalar_t)                                                      \
-  template cudaError_t direct_smooth<scalar_t>(const SmoothRing<scalar_t>*, int64_t,          \
-                                               const DeviceFilter&, void*, cudaStream_t);     \
-  template cudaError_t direct_update<scalar_t>(const UpdateRing<scalar_t>*, int64_t,          \
-                                               const DeviceFilter&, const UpdateRule&, void*, \
-                                               cudaStream_t);                                 \
-  template cudaError_t elementwise_update<scalar_t>(const UpdateRing<scalar_t>*, int64_t,     \
-                                                    const UpdateRule&, void*, cudaStream_t);
+  template cudaError_t direct_smooth<scalar_t>(const SmoothRing<scalar_t>*, int64_t, const DeviceFilter&, \
+                                               cudaStream_t);                                            \
+  template cudaError_t direct_update<scalar_t>(const UpdateRing<scalar_t>*, int64_t, const DeviceFilter&, \
+                                               const UpdateRule&, cudaStream_t);                         \
+  template cudaError_t elementwise_update<scalar_t>(const UpdateRing<scalar_t>*, int64_t, const UpdateRule&, \
+                                                    cudaStream_t);
 TORCH_MLSGD_INSTANTIATE(float)
 TORCH_MLSGD_INSTANTIATE(double)
 #undef TORCH_MLSGD_INSTANTIATE

@@ -1,13 +1,13 @@
-// The FFT route on CUDA: cuFFT plans cached per (n, batch, precision,
-// device), bound to the caller's stream on every call, and one kernel between
-// the transforms that divides by n d_k (see smoothing.h).
+// The FFT route on CUDA: cuFFT plans checked out of a cache per (n, batch,
+// precision, device), bound to the caller's stream, run in a work area the
+// caller provides, and one kernel between the transforms that divides by
+// n d_k (see smoothing.h).
 
 #include "cuda/kernels/smoothing.h"
 
 #include <cufft.h>
 
-#include <list>
-#include <mutex>
+#include <algorithm>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -28,98 +28,115 @@ struct PlanKey {
   }
 };
 
-struct Plans {
-  cufftHandle forward;
-  cufftHandle inverse;
-};
-
-// A small LRU of plan pairs; a training step asks for the same few sizes.
-class PlanCache {
+// One cuFFT handle, destroyed with its owner.
+class Handle {
  public:
-  cufftResult get(const PlanKey& key, Plans* out) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-      if (it->first == key) {
-        entries_.splice(entries_.begin(), entries_, it);
-        *out = it->second;
-        return CUFFT_SUCCESS;
-      }
+  Handle() = default;
+  Handle(Handle&& other) noexcept : handle_(std::exchange(other.handle_, 0)), created_(std::exchange(other.created_, false)) {}
+  Handle& operator=(Handle&& other) noexcept {
+    std::swap(handle_, other.handle_);
+    std::swap(created_, other.created_);
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() {
+    if (created_) {
+      cufftDestroy(handle_);
     }
-    Plans plans{};
-    cufftResult status = make(key, &plans);
-    if (status != CUFFT_SUCCESS) {
-      return status;
-    }
-    entries_.emplace_front(key, plans);
-    while (entries_.size() > kMaxPlans) {
-      destroy(entries_.back().second);
-      entries_.pop_back();
-    }
-    *out = plans;
-    return CUFFT_SUCCESS;
   }
 
-  void clear() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& entry : entries_) {
-      destroy(entry.second);
-    }
-    entries_.clear();
-  }
-
- private:
-  static constexpr size_t kMaxPlans = 64;
-
-  static cufftResult make(const PlanKey& key, Plans* plans) {
-    long long n = key.n;
-    long long half = key.n / 2 + 1;
-    size_t work = 0;
-    cufftResult status = cufftCreate(&plans->forward);
-    if (status == CUFFT_SUCCESS) {
-      status = cufftMakePlanMany64(plans->forward, 1, &n, nullptr, 1, n, nullptr, 1, half,
-                                   key.dbl ? CUFFT_D2Z : CUFFT_R2C, key.batch, &work);
-    }
-    if (status == CUFFT_SUCCESS) {
-      status = cufftCreate(&plans->inverse);
-    }
-    if (status == CUFFT_SUCCESS) {
-      status = cufftMakePlanMany64(plans->inverse, 1, &n, nullptr, 1, half, nullptr, 1, n,
-                                   key.dbl ? CUFFT_Z2D : CUFFT_C2R, key.batch, &work);
-    }
+  cufftResult create() {
+    const cufftResult status = cufftCreate(&handle_);
+    created_ = status == CUFFT_SUCCESS;
     return status;
   }
+  cufftHandle get() const { return handle_; }
 
-  static void destroy(const Plans& plans) {
-    cufftDestroy(plans.forward);
-    cufftDestroy(plans.inverse);
-  }
-
-  std::mutex mutex_;
-  std::list<std::pair<PlanKey, Plans>> entries_;
+ private:
+  cufftHandle handle_ = 0;
+  bool created_ = false;
 };
 
-PlanCache& plans() {
+// The forward and inverse plans of one key, planned without a work area of
+// their own: cuFFT's automatic allocation would be one cudaMalloc per plan,
+// outside torch's caching allocator, and shared by every stream that runs it.
+struct Plans {
+  Handle forward;
+  Handle inverse;
+  size_t work_bytes = 0;  // what either transform needs; they run one after the other
+
+  static cufftResult make(const PlanKey& key, Plans* out) {
+    long long n = key.n;
+    long long half = key.n / 2 + 1;
+    Plans plans;
+    size_t forward_work = 0;
+    size_t inverse_work = 0;
+    cufftResult status = plans.forward.create();
+    if (status == CUFFT_SUCCESS) {
+      status = cufftSetAutoAllocation(plans.forward.get(), 0);
+    }
+    if (status == CUFFT_SUCCESS) {
+      status = cufftMakePlanMany64(plans.forward.get(), 1, &n, nullptr, 1, n, nullptr, 1, half,
+                                   key.dbl ? CUFFT_D2Z : CUFFT_R2C, key.batch, &forward_work);
+    }
+    if (status == CUFFT_SUCCESS) {
+      status = plans.inverse.create();
+    }
+    if (status == CUFFT_SUCCESS) {
+      status = cufftSetAutoAllocation(plans.inverse.get(), 0);
+    }
+    if (status == CUFFT_SUCCESS) {
+      status = cufftMakePlanMany64(plans.inverse.get(), 1, &n, nullptr, 1, half, nullptr, 1, n,
+                                   key.dbl ? CUFFT_Z2D : CUFFT_C2R, key.batch, &inverse_work);
+    }
+    if (status == CUFFT_SUCCESS) {
+      plans.work_bytes = std::max(forward_work, inverse_work);
+      *out = std::move(plans);
+    }
+    return status;  // on failure, the handles made so far are destroyed here
+  }
+};
+
+// A training step asks for the same few sizes; 64 pairs cover a model's distinct lengths.
+using PlanCache = CheckoutCache<PlanKey, Plans>;
+
+PlanCache& plan_cache() {
   // Leaked on purpose: plans must not be destroyed after the CUDA runtime
   // has shut down at process exit.
-  static PlanCache* cache = new PlanCache();
+  static PlanCache* cache = new PlanCache(64);
   return *cache;
 }
 
+// b^order for an integer order >= 1, by squaring (the symbol's power; pow()
+// in double would cost far more per bin).
+__device__ __forceinline__ double integer_power(double base, int64_t order) {
+  double result = 1.0;
+  while (order > 0) {
+    if (order & 1) {
+      result *= base;
+    }
+    base *= base;
+    order >>= 1;
+  }
+  return result;
+}
+
 // spectrum[b, k] *= 1 / (n d_k), d_k = 1 + sigma (4 sin^2(pi k / n))^order,
-// from the closed form (as the CPU route; the symbol is never stored).
+// from the closed form (as the CPU route; the symbol is never stored). Rows
+// run along the grid's y, so a bin's index needs no division.
 template <typename complex_t>
-__global__ void divide_by_symbol(complex_t* spectrum, int64_t n, int64_t batch, double sigma,
-                                 double order) {
-  const int64_t half = n / 2 + 1;
+__global__ void divide_by_symbol(complex_t* spectrum, int64_t n, int64_t half, int64_t batch, double sigma,
+                                 int64_t order) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < half * batch;
-       i += stride) {
-    const int64_t k = i % half;
+  for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < half; k += stride) {
     const double s = sinpi(static_cast<double>(k) / static_cast<double>(n));
-    const double d = 1.0 + sigma * pow(4.0 * s * s, order);
-    const double factor = 1.0 / (static_cast<double>(n) * d);
-    spectrum[i].x *= factor;
-    spectrum[i].y *= factor;
+    const double factor = 1.0 / (static_cast<double>(n) * (1.0 + sigma * integer_power(4.0 * s * s, order)));
+    for (int64_t b = blockIdx.y; b < batch; b += gridDim.y) {
+      complex_t& bin = spectrum[b * half + k];
+      bin.x *= factor;
+      bin.y *= factor;
+    }
   }
 }
 
@@ -128,72 +145,98 @@ cudaError_t fail(const char* what, cufftResult status) {
   return cudaErrorUnknown;
 }
 
-}  // namespace
-
-size_t fft_workspace_bytes(int64_t n, int64_t batch, size_t element_bytes) {
-  return static_cast<size_t>((n / 2 + 1) * batch) * 2 * element_bytes;
-}
-
+// Runs forward, divide, inverse on checked-out plans.
 template <typename scalar_t>
-cudaError_t fft_smooth(const scalar_t* input, scalar_t* output, int64_t n, int64_t batch,
-                       double sigma, int64_t order, void* spectrum, cudaStream_t stream) {
+cudaError_t run_plans(const Plans& p, const scalar_t* input, scalar_t* output, int64_t n, int64_t batch,
+                      double sigma, int64_t order, void* spectrum, void* work, cudaStream_t stream) {
   constexpr bool kDouble = sizeof(scalar_t) == sizeof(double);
-  if (n == 0 || batch == 0) {
-    return cudaSuccess;
-  }
-  int device = 0;
-  cudaError_t error = cudaGetDevice(&device);
-  if (error != cudaSuccess) {
-    return error;
-  }
-  Plans p{};
-  cufftResult status = plans().get(PlanKey{n, batch, kDouble, device}, &p);
-  if (status != CUFFT_SUCCESS) {
-    return fail("plan creation", status);
-  }
-  if ((status = cufftSetStream(p.forward, stream)) != CUFFT_SUCCESS ||
-      (status = cufftSetStream(p.inverse, stream)) != CUFFT_SUCCESS) {
+  cufftResult status;
+  if ((status = cufftSetStream(p.forward.get(), stream)) != CUFFT_SUCCESS ||
+      (status = cufftSetStream(p.inverse.get(), stream)) != CUFFT_SUCCESS) {
     return fail("cufftSetStream", status);
+  }
+  if ((status = cufftSetWorkArea(p.forward.get(), work)) != CUFFT_SUCCESS ||
+      (status = cufftSetWorkArea(p.inverse.get(), work)) != CUFFT_SUCCESS) {
+    return fail("cufftSetWorkArea", status);
   }
   // cuFFT takes non-const inputs; an out-of-place R2C transform does not write them.
   auto* in = const_cast<scalar_t*>(input);
+  const int64_t half = n / 2 + 1;
   const int threads = 256;
-  const int64_t work = (n / 2 + 1) * batch;
-  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((work + threads - 1) / threads, 65535));
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>((half + threads - 1) / threads, 1024)),
+                  static_cast<unsigned>(std::min<int64_t>(batch, 65535)));
+  cudaError_t error = cudaSuccess;
   if constexpr (kDouble) {
     auto* freq = static_cast<cufftDoubleComplex*>(spectrum);
-    if ((status = cufftExecD2Z(p.forward, reinterpret_cast<cufftDoubleReal*>(in), freq)) != CUFFT_SUCCESS) {
+    if ((status = cufftExecD2Z(p.forward.get(), in, freq)) != CUFFT_SUCCESS) {
       return fail("D2Z", status);
     }
-    divide_by_symbol<<<blocks, threads, 0, stream>>>(freq, n, batch, sigma, static_cast<double>(order));
+    divide_by_symbol<<<grid, threads, 0, stream>>>(freq, n, half, batch, sigma, order);
     if ((error = cudaGetLastError()) != cudaSuccess) {
       return error;
     }
-    if ((status = cufftExecZ2D(p.inverse, freq, reinterpret_cast<cufftDoubleReal*>(output))) != CUFFT_SUCCESS) {
+    if ((status = cufftExecZ2D(p.inverse.get(), freq, output)) != CUFFT_SUCCESS) {
       return fail("Z2D", status);
     }
   } else {
     auto* freq = static_cast<cufftComplex*>(spectrum);
-    if ((status = cufftExecR2C(p.forward, reinterpret_cast<cufftReal*>(in), freq)) != CUFFT_SUCCESS) {
+    if ((status = cufftExecR2C(p.forward.get(), in, freq)) != CUFFT_SUCCESS) {
       return fail("R2C", status);
     }
-    divide_by_symbol<<<blocks, threads, 0, stream>>>(freq, n, batch, sigma, static_cast<double>(order));
+    divide_by_symbol<<<grid, threads, 0, stream>>>(freq, n, half, batch, sigma, order);
     if ((error = cudaGetLastError()) != cudaSuccess) {
       return error;
     }
-    if ((status = cufftExecC2R(p.inverse, freq, reinterpret_cast<cufftReal*>(output))) != CUFFT_SUCCESS) {
+    if ((status = cufftExecC2R(p.inverse.get(), freq, output)) != CUFFT_SUCCESS) {
       return fail("C2R", status);
     }
   }
   return cudaSuccess;
 }
 
-template cudaError_t fft_smooth<float>(const float*, float*, int64_t, int64_t, double, int64_t, void*,
-                                       cudaStream_t);
-template cudaError_t fft_smooth<double>(const double*, double*, int64_t, int64_t, double, int64_t, void*,
-                                        cudaStream_t);
+}  // namespace
 
-void clear_fft_plans() { plans().clear(); }
+template <typename scalar_t>
+cudaError_t fft_smooth(const scalar_t* input, scalar_t* output, int64_t n, int64_t batch, double sigma,
+                       int64_t order, const ScratchAllocator& scratch, cudaStream_t stream) {
+  if (n == 0 || batch == 0) {
+    return cudaSuccess;
+  }
+  if (!complex_aligned(input, sizeof(scalar_t)) || !complex_aligned(output, sizeof(scalar_t))) {
+    return cudaErrorMisalignedAddress;
+  }
+  int device = 0;
+  cudaError_t error = cudaGetDevice(&device);
+  if (error != cudaSuccess) {
+    return error;
+  }
+  const PlanKey key{n, batch, sizeof(scalar_t) == sizeof(double), device};
+  // This caller holds the plans until its transforms are queued: another
+  // thread asking for the same key meanwhile gets a pair of its own.
+  std::optional<Plans> plans = plan_cache().take(key);
+  if (!plans) {
+    plans.emplace();
+    if (const cufftResult status = Plans::make(key, &*plans); status != CUFFT_SUCCESS) {
+      return fail("plan creation", status);
+    }
+  }
+  void* spectrum = scratch(static_cast<size_t>((n / 2 + 1) * batch) * 2 * sizeof(scalar_t));
+  void* work = plans->work_bytes == 0 ? nullptr : scratch(plans->work_bytes);
+  if (spectrum == nullptr || (plans->work_bytes != 0 && work == nullptr)) {
+    plan_cache().give_back(key, std::move(*plans));
+    return cudaErrorMemoryAllocation;
+  }
+  error = run_plans(*plans, input, output, n, batch, sigma, order, spectrum, work, stream);
+  plan_cache().give_back(key, std::move(*plans));
+  return error;
+}
+
+template cudaError_t fft_smooth<float>(const float*, float*, int64_t, int64_t, double, int64_t,
+                                       const ScratchAllocator&, cudaStream_t);
+template cudaError_t fft_smooth<double>(const double*, double*, int64_t, int64_t, double, int64_t,
+                                        const ScratchAllocator&, cudaStream_t);
+
+void clear_fft_plans() { plan_cache().clear(); }
 
 std::string last_fft_error() { return fft_error; }
 

@@ -10,32 +10,33 @@
 // elements on either side into shared memory (coalesced), runs every lane's
 // causal and anti-causal recursion there (warm-ups included, docs/design.md
 // §2), and writes the results back coalesced: one read and one write
-// of global memory per element, one launch for any number of rings.
+// of global memory per element. The rings' descriptors travel in the kernel's
+// parameters (up to kRingsPerLaunch per launch), never through a host copy,
+// so a step can be captured in a CUDA graph.
 //
 // FFT route: cuFFT R2C, one kernel multiplying by 1 / (n d_k) (the symbol is
-// computed in the kernel from its closed form), cuFFT C2R. Plans are cached
-// per (n, batch, precision, device) and bound to the caller's stream on
-// every call.
+// computed in the kernel from its closed form), cuFFT C2R. Plans are checked
+// out of a cache per (n, batch, precision, device) by one caller at a time,
+// bound to that caller's stream, and run in a work area the caller provides
+// (torch's caching allocator, in the ops).
 
 #include "core/lsgd_update.h"
 #include "core/recursive_filter.h"
+#include "cuda/kernels/launch_rules.h"
 
 #include <cuda_runtime.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace torch_mlsgd {
 namespace cuda {
 
-// Orders up to 2 * kMaxSections on the GPU's direct route.
-constexpr int kMaxSections = 4;
-// Chunk length: 1 more than a multiple of 32, so the 32 lanes' chunks start
-// in different shared-memory banks.
-constexpr int64_t kChunk = 257;
-// Shared memory a direct block may use.
-constexpr size_t kMaxSharedBytes = 96 * 1024;
+// Rings one direct or update launch takes (their descriptors fill most of the
+// 32 KiB of kernel parameters CUDA 12.1+ allows); more rings, more launches.
+constexpr int64_t kRingsPerLaunch = 448;
 
 // A RecursiveFilter in a form kernels take by value.
 struct DeviceFilter {
@@ -48,12 +49,13 @@ struct DeviceFilter {
 };
 
 // False when the GPU direct route cannot take `filter` (too many sections, a
-// warm-up too long for shared memory): use the FFT route.
-bool make_device_filter(const core::RecursiveFilter& filter, size_t element_bytes,
+// warm-up too long for `shared_limit` bytes of shared memory): use the FFT route.
+bool make_device_filter(const core::RecursiveFilter& filter, size_t element_bytes, size_t shared_limit,
                         DeviceFilter* out);
 
-// Shared memory of one direct block for this filter.
-size_t direct_shared_bytes(const DeviceFilter& filter, size_t element_bytes);
+// The shared memory one block may use on `device` (opt-in maximum), read once
+// per device; 48 KiB, which every CUDA GPU grants, if the query fails.
+size_t direct_shared_limit(int device);
 
 // What the direct kernels do with a ring's results x (unscaled).
 template <typename scalar_t>
@@ -76,36 +78,35 @@ struct UpdateRing {
   double scale;            // gain (negated when maximizing); 1 for already smoothed input
 };
 
-// Device memory the direct launchers need for `count` rings (metadata).
-size_t direct_workspace_bytes(int64_t count);
-
-// One launch smoothing `count` rings (host array). `workspace` is device
-// memory of direct_workspace_bytes(count) bytes.
+// Smooths `count` rings (host array) in one launch per kRingsPerLaunch rings.
 template <typename scalar_t>
 cudaError_t direct_smooth(const SmoothRing<scalar_t>* rings, int64_t count,
-                          const DeviceFilter& filter, void* workspace, cudaStream_t stream);
+                          const DeviceFilter& filter, cudaStream_t stream);
 
-// One launch of the whole LSGD step for `count` rings: smoothing, weight
-// decay, momentum and the parameter update.
+// The whole LSGD step for `count` rings, one launch per kRingsPerLaunch rings:
+// smoothing, weight decay, momentum and the parameter update.
 template <typename scalar_t>
 cudaError_t direct_update(const UpdateRing<scalar_t>* rings, int64_t count,
-                          const DeviceFilter& filter, const UpdateRule& rule, void* workspace,
-                          cudaStream_t stream);
+                          const DeviceFilter& filter, const UpdateRule& rule, cudaStream_t stream);
 
-// The update alone, for inputs already smoothed (FFT route, sigma = 0): one
-// launch over `count` rings; each ring's grad is read as its smoothed values.
+// The update alone, for inputs already smoothed (FFT route, sigma = 0), one
+// launch per kRingsPerLaunch rings; each ring's grad is read as its smoothed values.
 template <typename scalar_t>
 cudaError_t elementwise_update(const UpdateRing<scalar_t>* rings, int64_t count,
-                               const UpdateRule& rule, void* workspace, cudaStream_t stream);
+                               const UpdateRule& rule, cudaStream_t stream);
 
-// Bytes of the complex spectrum fft_smooth needs for `batch` rings of n.
-size_t fft_workspace_bytes(int64_t n, int64_t batch, size_t element_bytes);
+// Device memory of `bytes` bytes, usable in stream order on the stream passed
+// with it, alive until the caller's launches are queued (the ops hand out
+// torch's caching allocator; null when it cannot).
+using ScratchAllocator = std::function<void*(size_t bytes)>;
 
 // output[b] = S(input[b]) for `batch` contiguous rings of n elements each.
-// `spectrum` holds fft_workspace_bytes(n, batch, sizeof(scalar_t)) bytes.
+// `input` must be complex_aligned (launch_rules.h): cudaErrorMisalignedAddress
+// otherwise, before anything runs. The spectrum and cuFFT's work area come
+// from `scratch`.
 template <typename scalar_t>
 cudaError_t fft_smooth(const scalar_t* input, scalar_t* output, int64_t n, int64_t batch,
-                       double sigma, int64_t order, void* spectrum, cudaStream_t stream);
+                       double sigma, int64_t order, const ScratchAllocator& scratch, cudaStream_t stream);
 
 // Drops the cached cuFFT plans of every device.
 void clear_fft_plans();

@@ -1,8 +1,8 @@
 #pragma once
 
 // What the CUDA glue files share: error checks, the current stream, scratch
-// memory from torch's caching allocator, and the choice of route. Stable ABI
-// only, like the rest of the op library.
+// memory from torch's caching allocator, inputs cuFFT can read, and the
+// choice of route. Stable ABI only, like the rest of the op library.
 
 #include "cuda/kernels/smoothing.h"
 #include "ops/smooth_args.h"
@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include <string>
+#include <vector>
 
 namespace torch_mlsgd {
 namespace ops {
@@ -34,19 +35,51 @@ inline Tensor scratch(size_t bytes, const Tensor& like) {
   return torch::stable::empty({static_cast<int64_t>(bytes)}, ScalarType::Byte, std::nullopt, like.device());
 }
 
-// The GPU route for a ring of n elements: the direct kernels when they can
-// take the filter and its warm-up is short next to a block's chunks (their
-// cost grows with it, the FFT's does not); otherwise cuFFT.
+// Scratch for the kernel layer (its ScratchAllocator), held until this object
+// goes out of scope: after the launches that use it are queued on the current
+// stream, so the caching allocator reuses it only in stream order. Hidden like
+// the stable Tensor it holds (torch declares its stable namespace hidden).
+class __attribute__((visibility("hidden"))) ScratchPool {
+ public:
+  explicit ScratchPool(const Tensor& like) : like_(like) {}
+  torch_mlsgd::cuda::ScratchAllocator allocator() {
+    return [this](size_t bytes) {
+      held_.push_back(scratch(bytes, like_));
+      return held_.back().mutable_data_ptr();
+    };
+  }
+
+ private:
+  Tensor like_;
+  std::vector<Tensor> held_;
+};
+
+// `t` (contiguous) where cuFFT can read it, else an aligned copy: views such as
+// x[1:], and gradient bucket views of DDP or FSDP, may start mid-pair.
+inline Tensor fft_readable(const Tensor& t, size_t element_bytes) {
+  if (torch_mlsgd::cuda::complex_aligned(t.const_data_ptr(), element_bytes)) {
+    return t;
+  }
+  Tensor copy = torch::stable::empty_like(t);
+  torch::stable::copy_(copy, t);
+  return copy;
+}
+
+// The GPU route for a ring: the direct kernels where they can take the filter
+// within `device`'s shared memory, and (for "auto") its warm-up is short next
+// to a block's chunks; otherwise cuFFT.
 inline bool use_direct(SmoothBackend requested, const core::RecursiveFilter& filter, size_t element_bytes,
-                       torch_mlsgd::cuda::DeviceFilter* device_filter) {
-  const bool fits = torch_mlsgd::cuda::make_device_filter(filter, element_bytes, device_filter);
+                       int device, torch_mlsgd::cuda::DeviceFilter* device_filter) {
+  const size_t limit = torch_mlsgd::cuda::direct_shared_limit(device);
+  const bool fits = torch_mlsgd::cuda::make_device_filter(filter, element_bytes, limit, device_filter);
   if (requested == SmoothBackend::Direct) {
     check(fits, "laplacian_smooth: on CUDA the direct backend supports orders up to ",
-          2 * torch_mlsgd::cuda::kMaxSections, " and warm-ups that fit shared memory; use "
-          "backend='fft' or 'auto'");
+          2 * torch_mlsgd::cuda::kMaxSections, " and warm-ups whose block fits shared memory (this filter needs ",
+          torch_mlsgd::cuda::direct_shared_bytes(filter.warmup, element_bytes), " bytes; device ", device,
+          " allows ", limit, "); use backend='fft' or 'auto'");
     return true;
   }
-  return requested == SmoothBackend::Auto && fits && filter.warmup <= 2 * torch_mlsgd::cuda::kChunk;
+  return requested == SmoothBackend::Auto && torch_mlsgd::cuda::auto_takes_direct(fits, filter.warmup);
 }
 
 }  // namespace cuda

@@ -26,17 +26,17 @@ Tensor laplacian_smooth_cuda(const Tensor& self, double sigma, int64_t order, st
   dispatch_float_double(input.scalar_type(), "laplacian_smooth_cuda", [&](auto zero) {
     using scalar_t = decltype(zero);
     torch_mlsgd::cuda::DeviceFilter device_filter;
-    if (use_direct(parse_backend(backend), filter, sizeof(scalar_t), &device_filter)) {
+    if (use_direct(parse_backend(backend), filter, sizeof(scalar_t), input.get_device_index(), &device_filter)) {
       // Out of place: a block's neighbours read its inputs as their halos.
       const torch_mlsgd::cuda::SmoothRing<scalar_t> ring{input.const_data_ptr<scalar_t>(),
                                                          output.mutable_data_ptr<scalar_t>(), n};
-      const Tensor workspace = scratch(torch_mlsgd::cuda::direct_workspace_bytes(1), input);
-      check_kernel(torch_mlsgd::cuda::direct_smooth(&ring, 1, device_filter, workspace.mutable_data_ptr(), stream),
-                   "direct smoothing");
+      check_kernel(torch_mlsgd::cuda::direct_smooth(&ring, 1, device_filter, stream), "direct smoothing");
     } else {
-      const Tensor spectrum = scratch(torch_mlsgd::cuda::fft_workspace_bytes(n, 1, sizeof(scalar_t)), input);
-      check_kernel(torch_mlsgd::cuda::fft_smooth(input.const_data_ptr<scalar_t>(), output.mutable_data_ptr<scalar_t>(),
-                                                 n, 1, sigma, order, spectrum.mutable_data_ptr(), stream),
+      const Tensor readable = fft_readable(input, sizeof(scalar_t));
+      ScratchPool pool(input);
+      check_kernel(torch_mlsgd::cuda::fft_smooth(readable.const_data_ptr<scalar_t>(),
+                                                 output.mutable_data_ptr<scalar_t>(), n, 1, sigma, order,
+                                                 pool.allocator(), stream),
                    "FFT smoothing");
     }
   });

@@ -39,17 +39,16 @@ void fused_step(const TensorList& params, const TensorList& grads, const TensorL
     if (rings.empty()) {
       return;
     }
-    const Tensor workspace = scratch(kernels::direct_workspace_bytes(static_cast<int64_t>(rings.size())),
-                                         params[0]);
-    check_kernel(kernels::elementwise_update(rings.data(), static_cast<int64_t>(rings.size()), rule,
-                                             workspace.mutable_data_ptr(), stream),
+    check_kernel(kernels::elementwise_update(rings.data(), static_cast<int64_t>(rings.size()), rule, stream),
                  "LSGD update");
   };
 
   const auto filter = core::make_recursive_filter(a.sigma, a.order, truncation_tolerance(params[0].scalar_type()));
   const SmoothBackend requested = parse_backend(a.backend);
   kernels::DeviceFilter device_filter;
-  const bool direct = !filter.is_identity() && use_direct(requested, filter, sizeof(scalar_t), &device_filter);
+  const bool direct = !filter.is_identity() &&
+                      use_direct(requested, filter, sizeof(scalar_t), params[0].get_device_index(), &device_filter);
+  ScratchPool pool(params[0]);  // FFT spectra and work areas, until every launch is queued
   std::vector<kernels::UpdateRing<scalar_t>> updates;  // inputs already smoothed (or sigma = 0)
 
   if (a.group_ring && !filter.is_identity()) {
@@ -62,12 +61,10 @@ void fused_step(const TensorList& params, const TensorList& grads, const TensorL
     Tensor smoothed = n <= 1 ? ring : torch::stable::empty_like(ring);
     if (n > 1 && direct) {
       const kernels::SmoothRing<scalar_t> r{ring.const_data_ptr<scalar_t>(), smoothed.mutable_data_ptr<scalar_t>(), n};
-      const Tensor workspace = scratch(kernels::direct_workspace_bytes(1), ring);
-      check_kernel(kernels::direct_smooth(&r, 1, device_filter, workspace.mutable_data_ptr(), stream), "direct smoothing");
-    } else if (n > 1) {
-      const Tensor spectrum = scratch(kernels::fft_workspace_bytes(n, 1, sizeof(scalar_t)), ring);
+      check_kernel(kernels::direct_smooth(&r, 1, device_filter, stream), "direct smoothing");
+    } else if (n > 1) {  // `ring` is a fresh concatenation: aligned
       check_kernel(kernels::fft_smooth(ring.const_data_ptr<scalar_t>(), smoothed.mutable_data_ptr<scalar_t>(), n, 1, a.sigma,
-                                       a.order, spectrum.mutable_data_ptr(), stream),
+                                       a.order, pool.allocator(), stream),
                    "FFT smoothing");
     }
     int64_t offset = 0;
@@ -92,10 +89,8 @@ void fused_step(const TensorList& params, const TensorList& grads, const TensorL
     }
   }
   if (!direct_rings.empty()) {
-    const Tensor workspace =
-        scratch(kernels::direct_workspace_bytes(static_cast<int64_t>(direct_rings.size())), params[0]);
     check_kernel(kernels::direct_update(direct_rings.data(), static_cast<int64_t>(direct_rings.size()),
-                                        device_filter, rule, workspace.mutable_data_ptr(), stream),
+                                        device_filter, rule, stream),
                  "fused LSGD step");
   }
   std::vector<Tensor> keep_alive;  // smoothed batches, until the update is queued
@@ -106,11 +101,11 @@ void fused_step(const TensorList& params, const TensorList& grads, const TensorL
     for (size_t i : entry.second) {
       rows.push_back(aten::flat(grads[i]));
     }
-    const Tensor input = batch == 1 ? rows[0] : aten::cat(rows);
+    // One gradient is read in place (if cuFFT can: a bucket view may be misaligned).
+    const Tensor input = batch == 1 ? fft_readable(rows[0], sizeof(scalar_t)) : aten::cat(rows);
     Tensor smoothed = torch::stable::empty_like(input);
-    const Tensor spectrum = scratch(kernels::fft_workspace_bytes(n, batch, sizeof(scalar_t)), input);
     check_kernel(kernels::fft_smooth(input.const_data_ptr<scalar_t>(), smoothed.mutable_data_ptr<scalar_t>(), n, batch,
-                                     a.sigma, a.order, spectrum.mutable_data_ptr(), stream),
+                                     a.sigma, a.order, pool.allocator(), stream),
                  "FFT smoothing");
     for (int64_t b = 0; b < batch; ++b) {
       updates.push_back(ring_of(entry.second[b], smoothed.mutable_data_ptr<scalar_t>() + b * n, sign));
