@@ -36,6 +36,10 @@ def register() -> None:
     def _laplacian_smooth_shard(shard, left_halo, right_halo, sigma, order=1):
         return torch.empty_like(shard, memory_format=torch.contiguous_format)
 
+    @torch.library.register_fake("mlsgd::check_direct_route")
+    def _check_direct_route(like, sigma, order):
+        return None
+
     @torch.library.register_fake("mlsgd::lsgd_step_")
     def _lsgd_step_(params, grads, momentum_buffers, fresh_buffers, lr, sigma, order, momentum, dampening,
                     weight_decay, nesterov, maximize, flatten, backend):

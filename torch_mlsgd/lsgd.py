@@ -152,6 +152,28 @@ class LSGD(Optimizer):
                         f"one dtype and device; got {first.dtype} on {first.device} and {g.dtype} on {g.device}"
                     )
 
+    def _sigmas(self, group: Dict[str, Any], params: List[Tensor]) -> Optional[List[float]]:
+        """Each parameter's smoothing strength in this step; None: the group's sigma for all."""
+        return None
+
+    def _check_direct_route(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
+                            sigmas: Optional[List[float]]) -> None:
+        """backend="direct" refuses what its kernels cannot take (orders above 64, or 8 on
+        CUDA; warm-ups beyond the route's limits). The kernel would refuse only when its
+        group's turn came, after earlier groups were updated: ask it first, for every
+        distinct dtype, device and sigma of the step."""
+        if group["backend"] != "direct" or not params or torch.compiler.is_compiling():
+            return
+        if self._process_group is not None or not all(type(p) in _PLAIN_TENSORS for p in params):
+            return  # sharded rings are smoothed before the kernel, by their own route
+        checked = set()
+        for i, grad in enumerate(grads):
+            sigma = float(group["sigma"] if sigmas is None else sigmas[i])
+            key = (grad.dtype, grad.device, sigma)
+            if key not in checked:
+                checked.add(key)
+                torch.ops.mlsgd.check_direct_route(grad, sigma, int(group["order"]))
+
     def _step_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
                     momentum_buffers: List[Optional[Tensor]], sigmas: Optional[List[float]] = None) -> None:
         """One step of the parameters of `group` that have gradients, each with its
@@ -209,18 +231,19 @@ class LSGD(Optimizer):
     def _check_group(self, group: Dict[str, Any]) -> None:
         # Checked once per distinct set of values: a step re-checks a group only
         # when something (a scheduler, the user) changed one of its hyper-parameters.
+        # Types are compared too: order=1.0 equals 1 but is not a valid order.
         checked = self.__dict__.setdefault("_checked", {})
         entry = checked.get(id(group))
         if entry is not None:
             values_of, values = entry
             try:
-                if values_of(group) == values:
+                if _typed(values_of(group)) == values:
                     return
             except KeyError:  # a hyper-parameter was removed: check (and fail) below
                 pass
         self._check_hyperparameters(group)
         values_of = operator.itemgetter(*[k for k in group if k != "params"])
-        checked[id(group)] = (values_of, values_of(group))
+        checked[id(group)] = (values_of, _typed(values_of(group)))
 
     def _check_hyperparameters(self, group: Dict[str, Any]) -> None:
         check_lsgd_hyperparameters(group)
@@ -247,11 +270,13 @@ class LSGD(Optimizer):
             grads: List[Tensor] = []
             momentum_buffers: List[Optional[Tensor]] = []
             self._init_group(group, params, grads, momentum_buffers)
-            work.append((group, params, grads, momentum_buffers))
+            sigmas = self._sigmas(group, params) if params else None
+            self._check_direct_route(group, params, grads, sigmas)
+            work.append((group, params, grads, momentum_buffers, sigmas))
 
-        for group, params, grads, momentum_buffers in work:
+        for group, params, grads, momentum_buffers, sigmas in work:
             if params:
-                self._step_group(group, params, grads, momentum_buffers)
+                self._step_group(group, params, grads, momentum_buffers, sigmas)
         return loss
 
 
@@ -259,6 +284,12 @@ class LSGD(Optimizer):
 _PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 # Gradient dtypes LSGD smooths (half precision in float32).
 _SMOOTHABLE_DTYPES = frozenset((torch.float16, torch.bfloat16, torch.float32, torch.float64))
+
+
+def _typed(values: Any) -> tuple:
+    """`values` (one, or itemgetter's tuple) with each value's type beside it."""
+    values = values if isinstance(values, tuple) else (values,)
+    return tuple((type(v), v) for v in values)
 
 
 def _local(t: Optional[Tensor]) -> Optional[Tensor]:

@@ -150,14 +150,19 @@ class MLSGD(LSGD):
         return scheduled_sigma(step, schedule=group["schedule"], sigma=group["sigma"], sigma_min=group["sigma_min"],
                                sigma_max=group["sigma_max"], period=group["period"], seed=group["seed"])
 
-    def _step_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
-                    momentum_buffers: List[Optional[Tensor]], sigmas: Optional[List[float]] = None) -> None:
+    def _sigmas(self, group: Dict[str, Any], params: List[Tensor]) -> Optional[List[float]]:
+        """sigma_k of each parameter's step count k (a group ring: its first parameter's)."""
         steps = [int(self.state[p]["step"]) if "step" in self.state.get(p, ()) else 0 for p in params]
         if group["flatten"] == "group":  # one ring, at the step count of its first parameter
             steps = [steps[0]] * len(steps)
         sigma_at = {k: self._sigma_at(group, k) for k in set(steps)}
+        return [sigma_at[k] for k in steps]
+
+    def _step_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
+                    momentum_buffers: List[Optional[Tensor]], sigmas: Optional[List[float]] = None) -> None:
         # Parameters at the same step count share sigma_k and one kernel call.
-        super()._step_group(group, params, grads, momentum_buffers, sigmas=[sigma_at[k] for k in steps])
+        super()._step_group(group, params, grads, momentum_buffers,
+                            sigmas=self._sigmas(group, params) if sigmas is None else sigmas)
         # A tensor, as in torch.optim (torch.compile and checkpoint tools expect one);
         # int64, so that the schedule's counter stays exact however long the run.
         counters = []

@@ -21,6 +21,10 @@ STABLE_TORCH_LIBRARY(mlsgd, m) {
       "int order=1) -> Tensor");
   // The halo length laplacian_smooth_shard needs (the direct route's warm-up).
   m.def("direct_warmup(float sigma, int order, ScalarType dtype) -> int");
+  // Raises, as backend="direct" would, where the direct route of `like`'s device
+  // cannot smooth its dtype with these parameters: the optimizers check every
+  // group before updating any.
+  m.def("check_direct_route(Tensor like, float sigma, int order) -> ()");
   // Which CPU kernels run here: "avx2" or "portable" (diagnostics and tests).
   m.def("cpu_kernels() -> str");
 }

@@ -2,6 +2,11 @@
 
 #include <torch_mlsgd/sharded.h>
 
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <set>
+#include <tuple>
+
 namespace torch_mlsgd {
 namespace optim_detail {
 
@@ -20,6 +25,30 @@ void smooth_sharded_gradients(c10d::ProcessGroup& process_group, GroupGradients&
     const int64_t n = g.numel();
     g = smoothed.narrow(0, offset, n).view(g.sizes());
     offset += n;
+  }
+}
+
+void check_direct_route(const GroupGradients& group, double sigma, int64_t order, const std::string& backend) {
+  if (backend != "direct") {
+    return;
+  }
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("mlsgd::check_direct_route", "")
+                             .typed<void(const at::Tensor&, double, int64_t)>();
+  std::set<std::tuple<int, int, int>> checked;  // dtype, device type, device index
+  for (const auto& g : group.grads) {
+    const auto key = std::make_tuple(static_cast<int>(g.scalar_type()), static_cast<int>(g.device().type()),
+                                     static_cast<int>(g.device().index()));
+    if (!checked.insert(key).second) {
+      continue;
+    }
+    try {
+      op.call(g, sigma, order);
+    } catch (const c10::Error&) {
+      throw;
+    } catch (const std::exception& error) {  // the op library's error, as the LibTorch API's own
+      TORCH_CHECK_VALUE(false, error.what());
+    }
   }
 }
 

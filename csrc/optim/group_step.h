@@ -90,6 +90,12 @@ torch::Tensor evaluate_closure(const torch::optim::Optimizer::LossClosure& closu
 void smooth_sharded_gradients(c10d::ProcessGroup& process_group, GroupGradients& group,
                               const torch::Tensor& like, double sigma, int64_t order);
 
+// With backend == "direct": throws, as the kernel would, where the direct route of
+// a gradient's device cannot take sigma and order for its dtype
+// (mlsgd::check_direct_route), as c10::ValueError. Called for every group (and
+// sigma) before any group steps, so that a refusal changes nothing.
+void check_direct_route(const GroupGradients& group, double sigma, int64_t order, const std::string& backend);
+
 // A process group needs flatten == "group": the group's gradients form the shard.
 void check_process_group_options(const std::string& flatten, const char* optimizer);
 

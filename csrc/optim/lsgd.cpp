@@ -83,6 +83,10 @@ torch::Tensor LSGD::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
   const torch::Tensor loss = optim_detail::evaluate_closure(closure);
   auto work = optim_detail::checked_gradients<LSGDOptions>(param_groups_, "LSGD");
+  for (size_t g = 0; g < work.size() && !process_group_; ++g) {
+    const auto& options = static_cast<const LSGDOptions&>(param_groups_[g].options());
+    optim_detail::check_direct_route(work[g], options.sigma(), options.order(), options.backend());
+  }
   if (process_group_) {  // every group's exchange before any parameter changes
     for (size_t g = 0; g < work.size(); ++g) {
       const auto& options = static_cast<const LSGDOptions&>(param_groups_[g].options());

@@ -7,6 +7,7 @@
 #include <torch/utils.h>
 
 #include <map>
+#include <set>
 #include <utility>
 
 namespace torch_mlsgd {
@@ -138,6 +139,16 @@ torch::Tensor MLSGD::step(LossClosure closure) {
     auto it = state_.find(optim_detail::state_key(p));
     return it == state_.end() ? 0 : static_cast<MLSGDParamState&>(*it->second).step();
   };
+  for (size_t g = 0; g < work.size() && !process_group_; ++g) {  // every sigma_k of the step, first
+    const auto& options = static_cast<const MLSGDOptions&>(param_groups_[g].options());
+    std::set<int64_t> steps;
+    for (const auto& p : work[g].params) {
+      steps.insert(options.flatten() == "group" ? step_of(work[g].params[0]) : step_of(p));
+    }
+    for (int64_t k : steps) {
+      optim_detail::check_direct_route(work[g], options.sigma_at(k), options.order(), options.backend());
+    }
+  }
   if (process_group_) {  // every group's exchange before any parameter changes
     for (size_t g = 0; g < work.size(); ++g) {
       const auto& options = static_cast<const MLSGDOptions&>(param_groups_[g].options());

@@ -345,6 +345,32 @@ TEST(LSGD, ABadGroupOrGradientChangesNothing) {
   }
 }
 
+// The direct route's limits are checked for every group before any steps: the
+// kernel alone would refuse the second group after the first was updated.
+TEST(LSGD, AGroupTheDirectRouteRefusesChangesNoOtherGroup) {
+  auto params = make_params();
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{params[0], params[1]});
+  groups.emplace_back(std::vector<torch::Tensor>{params[2]},
+                      std::make_unique<LSGDOptions>(LSGDOptions(0.1).order(65).backend("direct")));
+  LSGD optimizer(groups, LSGDOptions(0.1).momentum(0.9));
+  set_gradients(params);
+  std::vector<torch::Tensor> before;
+  for (const auto& p : params) {
+    before.push_back(p.detach().clone());
+  }
+  try {
+    optimizer.step();
+    ADD_FAILURE() << "order 65 on the direct route was not refused";
+  } catch (const c10::Error& error) {
+    EXPECT_NE(std::string(error.what()).find("orders up to 64"), std::string::npos) << error.what();
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    EXPECT_TRUE(torch::equal(params[i], before[i]));
+  }
+  EXPECT_TRUE(optimizer.state().empty());
+}
+
 TEST(LSGD, TrainsASmallModel) {
   torch::manual_seed(0);
   torch::nn::Sequential model(torch::nn::Linear(8, 32), torch::nn::ReLU(), torch::nn::Linear(32, 1));

@@ -149,6 +149,34 @@ TEST(MLSGD, StepsAreLSGDStepsWithTheScheduledSigma) {
   }
 }
 
+// b (count 0) would step with sigma_0, a (count 2) with sigma_2 = 3.97e9, beyond
+// the float64 direct route's warm-up limit (about 3.1e9 at order 1): the step is
+// refused before b changes, and no counter moves.
+TEST(MLSGD, AStepTheDirectRouteRefusesChangesNothing) {
+  auto a = torch::ones({50}, torch::kFloat64).requires_grad_();
+  auto b = torch::ones({50}, torch::kFloat64).requires_grad_();
+  ASSERT_LT(reference_sigma("random", 1, 1.0, 0.0, 6e9, 100, 16), 3e9);
+  ASSERT_GT(reference_sigma("random", 2, 1.0, 0.0, 6e9, 100, 16), 3.5e9);
+  MLSGD optimizer({b, a}, MLSGDOptions(0.1).sigma_max(6e9).seed(16).backend("direct"));
+  for (int k = 0; k < 2; ++k) {
+    a.mutable_grad() = torch::linspace(-1, 1, 50, torch::kFloat64);
+    optimizer.step();
+  }
+  a.mutable_grad() = torch::linspace(-1, 1, 50, torch::kFloat64);
+  b.mutable_grad() = torch::linspace(-1, 1, 50, torch::kFloat64);
+  const auto a_before = a.detach().clone(), b_before = b.detach().clone();
+  EXPECT_THROW(optimizer.step(), c10::Error);
+  EXPECT_TRUE(torch::equal(a, a_before));
+  EXPECT_TRUE(torch::equal(b, b_before));
+  auto step_of = [&](const torch::Tensor& p) {
+    auto it = optimizer.state().find(torch_mlsgd::optim_detail::state_key(p));
+    return it == optimizer.state().end() ? int64_t{0}
+                                         : static_cast<torch_mlsgd::MLSGDParamState&>(*it->second).step();
+  };
+  EXPECT_EQ(step_of(a), 2);
+  EXPECT_EQ(step_of(b), 0);
+}
+
 TEST(MLSGD, ConstantScheduleIsLSGD) {
   auto params = make_params();
   auto lsgd_params = make_params();

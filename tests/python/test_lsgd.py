@@ -228,6 +228,24 @@ def test_a_hyperparameter_edited_after_construction_is_checked_again(key, value,
     assert all(not torch.equal(p, b) for p, b in zip(params, before))
 
 
+def test_an_edit_to_an_equal_value_of_another_type_is_checked_again():
+    """order=1.0 equals 1 but is refused at construction: an edit to it must be refused
+    too, not taken for "unchanged"."""
+    key, value = "order", 1.0
+    params = make_params()
+    optimizer = LSGD(params, lr=0.1)
+    for p in params:
+        p.grad = gradient_of(p.detach())
+    optimizer.step()
+    with pytest.raises(TypeError):
+        LSGD(make_params(), lr=0.1, **{key: value})
+    optimizer.param_groups[0][key] = value
+    before = [p.detach().clone() for p in params]
+    with pytest.raises(TypeError):
+        optimizer.step()
+    assert all(torch.equal(p, b) for p, b in zip(params, before))
+
+
 def test_direct_route_order_limit():
     """backend="direct" takes orders up to 64 (README): order 64 steps like the float64
     reference; order 65 raises the kernel's RuntimeError and changes nothing."""
@@ -250,8 +268,6 @@ def test_direct_route_order_limit():
     assert all(torch.equal(optimizer.state[p]["momentum_buffer"], b) for p, b in zip(params, buffers))
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: LSGD.step checks the direct route's limits only inside the "
-                                       "kernel, after earlier groups were updated")
 def test_a_group_refused_by_the_direct_route_changes_no_other_group():
     """LSGD.step's promise ("every group and gradient is checked before any parameter changes")
     when the kernel refuses the second group (order 65 on the direct route)."""

@@ -220,8 +220,6 @@ def test_a_failed_step_changes_no_parameter_buffer_or_counter(failure):
     assert all(int(optimizer.state[p]["step"]) == 2 for p in params)
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: LSGD.step checks the direct route's limits only inside the "
-                                       "kernel, after parameters at other step counts were updated")
 def test_a_step_refused_by_the_direct_route_changes_nothing():
     """The documented promise (LSGD.step: "a bad value raises and leaves parameters and
     state as they were") when the kernel refuses one of a group's calls: b (count 0) steps

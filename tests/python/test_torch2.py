@@ -41,6 +41,7 @@ def test_opcheck_of_every_op(device):
         halos = [torch.randn(warmup + 3, device=device, dtype=dtype) for _ in range(2)]
         opcheck(torch.ops.mlsgd.laplacian_smooth_shard.default, (x[0], *halos, 1.0, 1))
         opcheck(torch.ops.mlsgd.direct_warmup.default, (1.0, 1, dtype))
+        opcheck(torch.ops.mlsgd.check_direct_route.default, (x, 1.0, 2))
     opcheck(torch.ops.mlsgd.scheduled_sigma.default, ("random", 1.0, 0.0, None, 100, 0, 3))
     # opcheck's AOT test cannot compare string outputs; the other three apply.
     opcheck(torch.ops.mlsgd.cpu_kernels.default, (),

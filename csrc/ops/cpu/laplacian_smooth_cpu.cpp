@@ -82,6 +82,15 @@ void laplacian_smooth_cpu_(Tensor self, double sigma, int64_t order, std::string
   }
 }
 
+void check_direct_route_cpu(const Tensor& like, double sigma, int64_t order) {
+  check_sigma(sigma);
+  check_order(order);
+  const auto filter = core::make_recursive_filter(sigma, order, truncation_tolerance(compute_dtype(like.scalar_type())));
+  if (!filter.is_identity()) {
+    choose_backend(SmoothBackend::Direct, like.numel(), filter);  // raises the route's own error
+  }
+}
+
 Tensor laplacian_smooth_shard_cpu(const Tensor& shard, const Tensor& left, const Tensor& right, double sigma,
                                   int64_t order) {
   check_shard_args(shard, left, right, sigma, order);
@@ -115,4 +124,5 @@ STABLE_TORCH_LIBRARY_IMPL(mlsgd, CPU, m) {
   m.impl("laplacian_smooth", TORCH_BOX(&torch_mlsgd::ops::cpu::laplacian_smooth_cpu));
   m.impl("laplacian_smooth_", TORCH_BOX(&torch_mlsgd::ops::cpu::laplacian_smooth_cpu_));
   m.impl("laplacian_smooth_shard", TORCH_BOX(&torch_mlsgd::ops::cpu::laplacian_smooth_shard_cpu));
+  m.impl("check_direct_route", TORCH_BOX(&torch_mlsgd::ops::cpu::check_direct_route_cpu));
 }

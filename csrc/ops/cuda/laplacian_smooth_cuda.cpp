@@ -43,6 +43,18 @@ Tensor laplacian_smooth_cuda(const Tensor& self, double sigma, int64_t order, st
   return as_dtype(output, self.scalar_type());
 }
 
+void check_direct_route_cuda(const Tensor& like, double sigma, int64_t order) {
+  check_sigma(sigma);
+  check_order(order);
+  const ScalarType dtype = compute_dtype(like.scalar_type());
+  const auto filter = core::make_recursive_filter(sigma, order, truncation_tolerance(dtype));
+  if (!filter.is_identity()) {
+    torch_mlsgd::cuda::DeviceFilter device_filter;
+    use_direct(SmoothBackend::Direct, filter, dtype == ScalarType::Double ? sizeof(double) : sizeof(float),
+               like.get_device_index(), &device_filter);  // raises the route's own error
+  }
+}
+
 void laplacian_smooth_cuda_(Tensor self, double sigma, int64_t order, std::string backend) {
   check_smooth_args(self, sigma, order, backend);
   torch::stable::copy_(self, laplacian_smooth_cuda(self, sigma, order, backend));
@@ -56,4 +68,5 @@ void laplacian_smooth_cuda_(Tensor self, double sigma, int64_t order, std::strin
 STABLE_TORCH_LIBRARY_IMPL(mlsgd, CUDA, m) {
   m.impl("laplacian_smooth", TORCH_BOX(&torch_mlsgd::ops::cuda::laplacian_smooth_cuda));
   m.impl("laplacian_smooth_", TORCH_BOX(&torch_mlsgd::ops::cuda::laplacian_smooth_cuda_));
+  m.impl("check_direct_route", TORCH_BOX(&torch_mlsgd::ops::cuda::check_direct_route_cuda));
 }
