@@ -16,6 +16,7 @@
 #   tools/gpu_check.sh --dry-run     anywhere: checks and prints the plan, runs nothing
 #
 # Environment: PYTHON (python3), JOBS (nproc), CUDA_ARCH (from the device, e.g. 90),
+# GPU_CHECK_BUDGET (420 s for everything; steps are cut to fit),
 # GTEST_SOURCE (.gpu/googletest), GPU_CHECK_BUILD (build/gpu), GPU_CHECK_SKIP_BENCH=1, OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -39,10 +40,17 @@ mkdir -p "$OUT"
 : >"$OUT/summary.txt"
 
 failures=0
+# The whole check ends within BUDGET seconds (default 420: a 480 s device command
+# keeps its summary); each step's timeout is capped by what is left of it.
+BUDGET=${GPU_CHECK_BUDGET:-420}
 # step NAME SECONDS COMMAND...: runs COMMAND under a timeout, records its status.
 step() {
   local name=$1 seconds=$2
   shift 2
+  local left=$((BUDGET - SECONDS - 5))
+  if [ "$DRY_RUN" = 0 ] && [ "$left" -lt "$seconds" ]; then
+    seconds=$((left > 1 ? left : 1))
+  fi
   echo
   echo "=== $name (timeout ${seconds}s)"
   if [ "$DRY_RUN" = 1 ]; then
@@ -94,6 +102,7 @@ if [ "$DRY_RUN" = 0 ]; then
     echo "no CUDA device" >"$OUT/summary.txt"
     exit 2
   fi
+  device=${device##*$'\n'}  # the last line: torch may warn first
   read -r -a fields <<<"$device"
   CUDA_ARCH=${CUDA_ARCH:-${fields[-3]}}
   echo "gpu_check: $device"
@@ -121,7 +130,10 @@ build_kernel_tests() {
   for pid in "${pids[@]}"; do
     wait "$pid" || return 1
   done
-  "$NVCC" "${flags[@]}" "${objects[@]}" -lcufft -o "$BUILD/test_cuda_kernels"
+  # The CUDA toolkit's own libraries at run time too (the loader may not know them).
+  local cuda_lib
+  cuda_lib="$(cd "$(dirname "$(readlink -f "$NVCC")")/.." && pwd)/lib64"
+  "$NVCC" "${flags[@]}" "${objects[@]}" -lcufft -Xlinker -rpath -Xlinker "$cuda_lib" -o "$BUILD/test_cuda_kernels"
 }
 build_extension() {
   TORCH_CUDA_ARCH_LIST="$ARCH_DOTTED" MAX_JOBS=$((JOBS > 4 ? JOBS - 2 : JOBS)) \

@@ -141,6 +141,23 @@ TEST(CudaRules, EvictionDestroysTheLeastRecentBeyondCapacity) {
   EXPECT_EQ(*alive, 0);
 }
 
+TEST(CudaRules, NothingIsEvictedWhileEvictionIsHeldBack) {
+  // During a CUDA graph capture no plan may be destroyed: the cache grows past
+  // its capacity, and the next ordinary give_back trims it.
+  auto alive = std::make_shared<std::atomic<int>>(0);
+  rules::CheckoutCache<int, Counted> cache(2);
+  for (int key = 0; key < 4; ++key) {
+    cache.give_back(key, Counted(key, alive), /*may_evict=*/false);
+  }
+  EXPECT_EQ(cache.size(), 4u);
+  EXPECT_EQ(*alive, 4);
+  cache.give_back(9, Counted(9, alive));
+  EXPECT_EQ(cache.size(), 2u);
+  EXPECT_EQ(*alive, 2);
+  EXPECT_TRUE(cache.take(9).has_value());
+  EXPECT_TRUE(cache.take(3).has_value());
+}
+
 TEST(CudaRules, ThreadsSharingOneKeyNeverHoldTheSameEntry) {
   auto alive = std::make_shared<std::atomic<int>>(0);
   rules::CheckoutCache<int, Counted> cache(2);

@@ -21,7 +21,12 @@ namespace {
 namespace kernels = torch_mlsgd::cuda;
 using torch_mlsgd::core::make_recursive_filter;
 
-#define CUDA_OK(expr) ASSERT_EQ((expr), cudaSuccess) << cudaGetErrorString(expr)
+// Evaluates `expr` once (it may launch work or end a capture).
+#define CUDA_OK(expr)                                                   \
+  do {                                                                  \
+    const cudaError_t cuda_ok_status = (expr);                          \
+    ASSERT_EQ(cuda_ok_status, cudaSuccess) << cudaGetErrorString(cuda_ok_status); \
+  } while (0)
 
 // S(v) by a naive DFT in double (the closed-form symbol): independent of the
 // factorisation the kernels use.

@@ -274,9 +274,17 @@ cudaError_t launch_direct_kernel(const std::vector<DeviceRing>& rings, const Dev
                                  const UpdateRule& rule, Sink sink, cudaStream_t stream) {
   const size_t shared = direct_shared_bytes(f.warmup, sizeof(scalar_t));
   auto kernel = direct_kernel<scalar_t, kFirstOrder, Sink>;
-  const cudaError_t status =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
+  // The attribute is the process's, not this launch's: set it to the device's
+  // limit (the same value from every thread), so that a thread launching a
+  // smaller block cannot lower it under another's larger launch.
+  int device = 0;
+  cudaError_t status = cudaGetDevice(&device);
+  if (status == cudaSuccess) {
+    status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(direct_shared_limit(device)));
+  }
   if (status != cudaSuccess) {
+    cudaGetLastError();  // leave no error behind for torch's next launch check
     return status;
   }
   return for_each_table(rings, kBlockRange, [&](const RingTable& table, int64_t blocks) {

@@ -32,7 +32,8 @@ struct PlanKey {
 class Handle {
  public:
   Handle() = default;
-  Handle(Handle&& other) noexcept : handle_(std::exchange(other.handle_, 0)), created_(std::exchange(other.created_, false)) {}
+  Handle(Handle&& other) noexcept
+      : handle_(std::exchange(other.handle_, 0)), created_(std::exchange(other.created_, false)) {}
   Handle& operator=(Handle&& other) noexcept {
     std::swap(handle_, other.handle_);
     std::swap(created_, other.created_);
@@ -46,9 +47,19 @@ class Handle {
     }
   }
 
-  cufftResult create() {
-    const cufftResult status = cufftCreate(&handle_);
+  // Creates the handle and plans `batch` 1-D transforms of n points, `type`,
+  // without a work area of its own; `work` receives the bytes it needs.
+  cufftResult plan(long long n, long long in_distance, long long out_distance, cufftType type, long long batch,
+                   size_t* work) {
+    cufftResult status = cufftCreate(&handle_);
     created_ = status == CUFFT_SUCCESS;
+    if (status == CUFFT_SUCCESS) {
+      status = cufftSetAutoAllocation(handle_, 0);
+    }
+    if (status == CUFFT_SUCCESS) {
+      status = cufftMakePlanMany64(handle_, 1, &n, nullptr, 1, in_distance, nullptr, 1, out_distance, type, batch,
+                                   work);
+    }
     return status;
   }
   cufftHandle get() const { return handle_; }
@@ -67,28 +78,15 @@ struct Plans {
   size_t work_bytes = 0;  // what either transform needs; they run one after the other
 
   static cufftResult make(const PlanKey& key, Plans* out) {
-    long long n = key.n;
-    long long half = key.n / 2 + 1;
+    const long long n = key.n;
+    const long long half = key.n / 2 + 1;
     Plans plans;
     size_t forward_work = 0;
     size_t inverse_work = 0;
-    cufftResult status = plans.forward.create();
+    cufftResult status =
+        plans.forward.plan(n, n, half, key.dbl ? CUFFT_D2Z : CUFFT_R2C, key.batch, &forward_work);
     if (status == CUFFT_SUCCESS) {
-      status = cufftSetAutoAllocation(plans.forward.get(), 0);
-    }
-    if (status == CUFFT_SUCCESS) {
-      status = cufftMakePlanMany64(plans.forward.get(), 1, &n, nullptr, 1, n, nullptr, 1, half,
-                                   key.dbl ? CUFFT_D2Z : CUFFT_R2C, key.batch, &forward_work);
-    }
-    if (status == CUFFT_SUCCESS) {
-      status = plans.inverse.create();
-    }
-    if (status == CUFFT_SUCCESS) {
-      status = cufftSetAutoAllocation(plans.inverse.get(), 0);
-    }
-    if (status == CUFFT_SUCCESS) {
-      status = cufftMakePlanMany64(plans.inverse.get(), 1, &n, nullptr, 1, half, nullptr, 1, n,
-                                   key.dbl ? CUFFT_Z2D : CUFFT_C2R, key.batch, &inverse_work);
+      status = plans.inverse.plan(n, half, n, key.dbl ? CUFFT_Z2D : CUFFT_C2R, key.batch, &inverse_work);
     }
     if (status == CUFFT_SUCCESS) {
       plans.work_bytes = std::max(forward_work, inverse_work);
@@ -98,13 +96,15 @@ struct Plans {
   }
 };
 
-// A training step asks for the same few sizes; 64 pairs cover a model's distinct lengths.
+// A training step asks for the same few sizes every step. As many plans as
+// torch's own cuFFT plan cache keeps: a model's distinct lengths never evict
+// each other, and a plan that a captured CUDA graph uses stays alive.
 using PlanCache = CheckoutCache<PlanKey, Plans>;
 
 PlanCache& plan_cache() {
   // Leaked on purpose: plans must not be destroyed after the CUDA runtime
   // has shut down at process exit.
-  static PlanCache* cache = new PlanCache(64);
+  static PlanCache* cache = new PlanCache(4096);
   return *cache;
 }
 
@@ -142,6 +142,7 @@ __global__ void divide_by_symbol(complex_t* spectrum, int64_t n, int64_t half, i
 
 cudaError_t fail(const char* what, cufftResult status) {
   fft_error = std::string("cuFFT ") + what + " failed with status " + std::to_string(static_cast<int>(status));
+  cudaGetLastError();  // whatever cuFFT's launches left, so that torch's next check does not report it
   return cudaErrorUnknown;
 }
 
@@ -172,7 +173,7 @@ cudaError_t run_plans(const Plans& p, const scalar_t* input, scalar_t* output, i
       return fail("D2Z", status);
     }
     divide_by_symbol<<<grid, threads, 0, stream>>>(freq, n, half, batch, sigma, order);
-    if ((error = cudaGetLastError()) != cudaSuccess) {
+    if ((error = cudaGetLastError()) != cudaSuccess) {  // also clears it
       return error;
     }
     if ((status = cufftExecZ2D(p.inverse.get(), freq, output)) != CUFFT_SUCCESS) {
@@ -184,7 +185,7 @@ cudaError_t run_plans(const Plans& p, const scalar_t* input, scalar_t* output, i
       return fail("R2C", status);
     }
     divide_by_symbol<<<grid, threads, 0, stream>>>(freq, n, half, batch, sigma, order);
-    if ((error = cudaGetLastError()) != cudaSuccess) {
+    if ((error = cudaGetLastError()) != cudaSuccess) {  // also clears it
       return error;
     }
     if ((status = cufftExecC2R(p.inverse.get(), freq, output)) != CUFFT_SUCCESS) {
@@ -207,9 +208,17 @@ cudaError_t fft_smooth(const scalar_t* input, scalar_t* output, int64_t n, int64
   }
   int device = 0;
   cudaError_t error = cudaGetDevice(&device);
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  if (error == cudaSuccess) {
+    error = cudaStreamIsCapturing(stream, &capture);
+  }
   if (error != cudaSuccess) {
+    cudaGetLastError();
     return error;
   }
+  // cufftDestroy frees device memory, which a stream capture forbids: no
+  // eviction while capturing (the cache may exceed its capacity until later).
+  const bool may_evict = capture == cudaStreamCaptureStatusNone;
   const PlanKey key{n, batch, sizeof(scalar_t) == sizeof(double), device};
   // This caller holds the plans until its transforms are queued: another
   // thread asking for the same key meanwhile gets a pair of its own.
@@ -223,11 +232,11 @@ cudaError_t fft_smooth(const scalar_t* input, scalar_t* output, int64_t n, int64
   void* spectrum = scratch(static_cast<size_t>((n / 2 + 1) * batch) * 2 * sizeof(scalar_t));
   void* work = plans->work_bytes == 0 ? nullptr : scratch(plans->work_bytes);
   if (spectrum == nullptr || (plans->work_bytes != 0 && work == nullptr)) {
-    plan_cache().give_back(key, std::move(*plans));
+    plan_cache().give_back(key, std::move(*plans), may_evict);
     return cudaErrorMemoryAllocation;
   }
   error = run_plans(*plans, input, output, n, batch, sigma, order, spectrum, work, stream);
-  plan_cache().give_back(key, std::move(*plans));
+  plan_cache().give_back(key, std::move(*plans), may_evict);
   return error;
 }
 

@@ -75,12 +75,14 @@ class CheckoutCache {
     return std::nullopt;
   }
 
-  void give_back(const Key& key, Value value) {
+  // `may_evict` false: keep every entry for now (while a CUDA graph is being
+  // captured, destroying a cuFFT plan would free memory); a later call evicts.
+  void give_back(const Key& key, Value value, bool may_evict = true) {
     std::list<std::pair<Key, Value>> evicted;  // destroyed after the lock is released
     {
       std::lock_guard<std::mutex> lock(mutex_);
       entries_.emplace_front(key, std::move(value));
-      while (entries_.size() > capacity_) {
+      while (may_evict && entries_.size() > capacity_) {
         evicted.splice(evicted.end(), entries_, std::prev(entries_.end()));
       }
     }

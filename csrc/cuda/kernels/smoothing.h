@@ -61,7 +61,7 @@ size_t direct_shared_limit(int device);
 template <typename scalar_t>
 struct SmoothRing {
   const scalar_t* input;
-  scalar_t* output;  // output = gain * x (may alias input)
+  scalar_t* output;  // output = gain * x; must not alias input (blocks read their neighbours' inputs as halos)
   int64_t n;
 };
 
