@@ -20,8 +20,12 @@ namespace {
 
 constexpr int kUpdateThreads = 256;
 constexpr int64_t kUpdateRange = kUpdateThreads * 4;  // elements one update block handles
-constexpr int kLoadBatch = 8;   // global loads each lane has in flight while filling shared memory
-constexpr int kStoreBatch = 4;  // elements each lane updates per round of the write phase
+// Global loads each lane has in flight while filling shared memory: 128 bytes,
+// so that the few warps an SM holds (shared memory bounds them) still keep
+// enough bytes in flight to cover the memory latency.
+template <typename scalar_t>
+constexpr int kLoadBatch = static_cast<int>(128 / sizeof(scalar_t));
+constexpr int kStoreBatch = 8;  // elements each lane updates per round of the write phase
 
 // A ring as kernels see it; which pointers matter depends on the kernel.
 struct DeviceRing {
@@ -165,10 +169,11 @@ __global__ void __launch_bounds__(kWarp) direct_kernel(const __grid_constant__ R
   const scalar_t* in = static_cast<const scalar_t*>(ring.input);
   const int64_t total = range + 2 * warmup;
   const bool short_warmup = warmup <= n;
-  for (int64_t t0 = lane; t0 < total; t0 += kWarp * kLoadBatch) {
-    scalar_t v[kLoadBatch];
+  constexpr int kBatch = kLoadBatch<scalar_t>;
+  for (int64_t t0 = lane; t0 < total; t0 += kWarp * kBatch) {
+    scalar_t v[kBatch];
 #pragma unroll
-    for (int j = 0; j < kLoadBatch; ++j) {
+    for (int j = 0; j < kBatch; ++j) {
       const int64_t t = t0 + j * kWarp;
       if (t < total) {
         int64_t pos = begin - warmup + t;
@@ -182,7 +187,7 @@ __global__ void __launch_bounds__(kWarp) direct_kernel(const __grid_constant__ R
       }
     }
 #pragma unroll
-    for (int j = 0; j < kLoadBatch; ++j) {
+    for (int j = 0; j < kBatch; ++j) {
       const int64_t t = t0 + j * kWarp;
       if (t < total) {
         buf[t] = v[j];
