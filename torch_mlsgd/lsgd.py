@@ -34,27 +34,35 @@ class LSGD(Optimizer):
     *after* smoothing, as in the reference LS-SGD code. With ``sigma=0`` this is
     exactly :class:`torch.optim.SGD`.
 
+    The arguments are :class:`torch.optim.SGD`'s, in its positional order and with its
+    defaults, so that ``LSGD(params, *sgd_args, sigma=0)`` is ``SGD(params, *sgd_args)``
+    (it runs torch's own SGD step, bit for bit); the smoothing keywords come after ``*``.
+
     Args:
         params: iterable of parameters or of dicts defining parameter groups.
-        lr: learning rate :math:`\gamma`.
-        sigma: smoothing strength :math:`\sigma \ge 0` (default: 1.0).
-        order: power :math:`p \ge 1` of the Laplacian (default: 1).
+        lr: learning rate :math:`\gamma` (default: 1e-3).
         momentum: momentum factor :math:`\mu` (default: 0).
         dampening: dampening :math:`\tau` for momentum (default: 0).
         weight_decay: L2 penalty :math:`\lambda` (default: 0).
         nesterov: enables Nesterov momentum (default: False).
+        sigma: smoothing strength :math:`\sigma \ge 0` (default: 1.0); 0 is SGD.
+        order: power :math:`p \ge 1` of the Laplacian (default: 1).
         maximize: maximize the objective instead of minimizing (default: False).
+        foreach: with ``fused=False``, use ``torch._foreach_*`` ops for the update
+            instead of a loop over tensors (default: None, i.e. True).
+        differentiable: run the step under autograd, as :class:`torch.optim.SGD` does
+            (the per-tensor ops; the smoothing op is differentiable), so that gradients
+            flow through it to the parameters, gradients and buffers that require them.
+            Not with ``fused=True`` (default: False).
+        fused: run the whole step in one C++ kernel per group, ``mlsgd::lsgd_step_``
+            (default: None, i.e. True unless ``foreach`` is given). The fused kernel reads
+            each gradient once and writes each parameter and buffer once; the other
+            implementations are kept as references and agree with it to rounding.
         flatten: ``"tensor"`` smooths each parameter's gradient as its own ring;
             ``"group"`` smooths the concatenation of a group's gradients, in
             parameter order, as one ring (default: ``"tensor"``).
         backend: smoothing route, ``"auto"``, ``"fft"`` or ``"direct"``
             (see :func:`torch_mlsgd.laplacian_smooth`).
-        foreach: with ``fused=False``, use ``torch._foreach_*`` ops for the update
-            instead of a loop over tensors (default: None, i.e. True).
-        fused: run the whole step in one C++ kernel per group, ``mlsgd::lsgd_step_``
-            (default: None, i.e. True unless ``foreach`` is given). The fused kernel reads
-            each gradient once and writes each parameter and buffer once; the other
-            implementations are kept as references and agree with it to rounding.
         process_group: with ``flatten="group"``, the group's gradients on this rank are
             this rank's shard of one ring spread over the ranks of ``process_group``
             (in rank order), smoothed exactly as a whole
@@ -75,23 +83,23 @@ class LSGD(Optimizer):
     def __init__(
         self,
         params,
-        lr: float,
-        sigma: float = 1.0,
-        order: int = 1,
+        lr: float = 1e-3,
         momentum: float = 0.0,
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
         *,
+        sigma: float = 1.0,
+        order: int = 1,
         maximize: bool = False,
+        foreach: Optional[bool] = None,
+        differentiable: bool = False,
+        fused: Optional[bool] = None,
         flatten: str = "tensor",
         backend: str = "auto",
-        foreach: Optional[bool] = None,
-        fused: Optional[bool] = None,
         process_group: Optional[Any] = None,
     ):
-        if fused and foreach:
-            raise ValueError("`fused` and `foreach` cannot be `True` together.")
+        _check_implementation(foreach, fused, differentiable)
         _check_process_group(process_group, flatten)
         self._process_group = process_group
         defaults = dict(
@@ -106,6 +114,7 @@ class LSGD(Optimizer):
             flatten=flatten,
             backend=backend,
             foreach=foreach,
+            differentiable=differentiable,
             fused=fused,
         )
         self._check_hyperparameters(defaults)
@@ -125,6 +134,7 @@ class LSGD(Optimizer):
             group.setdefault("backend", "auto")
             group.setdefault("foreach", None)
             group.setdefault("fused", None)
+            group.setdefault("differentiable", False)
 
     def _init_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
                     momentum_buffers: List[Optional[Tensor]]) -> None:
@@ -208,7 +218,14 @@ class LSGD(Optimizer):
         plain = all(type(p) in _PLAIN_TENSORS for p in params)
         buffers = momentum_buffers if plain else [_local(b) for b in momentum_buffers]
         fresh = [i for i, buf in enumerate(buffers) if buf is None]
-        implementation = _implementation(group["foreach"], group["fused"])
+        if sigma == 0 and plain and self._process_group is None:
+            # No smoothing: torch's own SGD step, with the same arguments (the sharded
+            # rings of distributed groups, smoothed already, step with sigma = 0 below).
+            implementation = _torch_sgd(group["foreach"], group["fused"])
+        elif group.get("differentiable", False):
+            implementation = _single_tensor_lsgd  # plain tensor ops, under autograd
+        else:
+            implementation = _implementation(group["foreach"], group["fused"])
         implementation(params if plain else [_local(p) for p in params],
                        grads if plain else [_local(g) for g in grads], buffers, lr=group["lr"], sigma=sigma,
                        order=group["order"], momentum=group["momentum"], dampening=group["dampening"],
@@ -248,7 +265,6 @@ class LSGD(Optimizer):
     def _check_hyperparameters(self, group: Dict[str, Any]) -> None:
         check_lsgd_hyperparameters(group)
 
-    @torch.no_grad()
     def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:
         """Performs a single optimization step.
 
@@ -262,7 +278,12 @@ class LSGD(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        # Under autograd only when differentiable (as torch.optim's optimizers decide it).
+        with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
+            self._step()
+        return loss
 
+    def _step(self) -> None:
         work = []
         for group in self.param_groups:
             self._check_group(group)
@@ -277,7 +298,6 @@ class LSGD(Optimizer):
         for group, params, grads, momentum_buffers, sigmas in work:
             if params:
                 self._step_group(group, params, grads, momentum_buffers, sigmas)
-        return loss
 
 
 # Parameter types that cannot be shards of a larger tensor (see _check_not_sharded).
@@ -344,9 +364,13 @@ def _smoothed(grads: List[Tensor], sigma: float, order: int, flatten: str, backe
     else:
         smoothed = [laplacian_smooth(g, sigma, order, backend=backend) for g in grads]
     if maximize:
-        # S is linear and sign-symmetric: S(-g) == -S(g) bit for bit.
-        for s in smoothed:
-            s.neg_()
+        # S is linear and sign-symmetric: S(-g) == -S(g) bit for bit. Out of place under
+        # autograd (a group ring's pieces are views).
+        if torch.is_grad_enabled():
+            smoothed = [s.neg() for s in smoothed]
+        else:
+            for s in smoothed:
+                s.neg_()
     return smoothed
 
 
@@ -385,6 +409,30 @@ def lsgd(
                    flatten=flatten, backend=backend)
 
 
+def _check_implementation(foreach: Optional[bool], fused: Optional[bool], differentiable: bool) -> None:
+    """torch.optim.SGD's rules for its implementation keywords, with its words (raised as
+    ValueError, as every bad argument of this package's Python API)."""
+    if not isinstance(differentiable, bool):
+        raise TypeError(f"differentiable must be a bool, got {type(differentiable).__name__}")
+    if fused and differentiable:
+        raise ValueError("`fused` does not support `differentiable`")
+    if fused and foreach:
+        raise ValueError("`fused` and `foreach` cannot be `True` together.")
+
+
+def _torch_sgd(foreach: Optional[bool], fused: Optional[bool]) -> Callable[..., None]:
+    """torch.optim.SGD's step, as an implementation of LSGD with sigma = 0: the same
+    functional call SGD(params, ...) makes with these keywords, so the two agree bit for bit."""
+    from torch.optim.sgd import sgd
+
+    def step(params, grads, momentum_buffer_list, *, lr, sigma, order, momentum, dampening, weight_decay,
+             nesterov, maximize, flatten, backend) -> None:
+        sgd(params, grads, momentum_buffer_list, foreach=foreach, fused=fused, weight_decay=weight_decay,
+            momentum=momentum, lr=lr, dampening=dampening, nesterov=nesterov, maximize=maximize)
+
+    return step
+
+
 def _implementation(foreach: Optional[bool], fused: Optional[bool]) -> Callable[..., None]:
     """The step implementation for torch.optim's `foreach`/`fused` keywords."""
     if fused and foreach:
@@ -412,10 +460,12 @@ def _fused_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, moment
 
 def _single_tensor_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, momentum, dampening,
                         weight_decay, nesterov, maximize, flatten, backend) -> None:
+    # Out of place, as torch's single-tensor SGD: under autograd (differentiable=True)
+    # the smoothed pieces of a group ring are views that must not be modified.
     directions = _smoothed(grads, sigma, order, flatten, backend, maximize)
     for i, (param, d) in enumerate(zip(params, directions)):
         if weight_decay != 0:
-            d.add_(param, alpha=weight_decay)
+            d = d.add(param, alpha=weight_decay)
         if momentum != 0:
             buf = momentum_buffer_list[i]
             if buf is None:
@@ -423,10 +473,7 @@ def _single_tensor_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order
                 momentum_buffer_list[i] = buf
             else:
                 buf.mul_(momentum).add_(d, alpha=1 - dampening)
-            if nesterov:
-                d.add_(buf, alpha=momentum)
-            else:
-                d = buf
+            d = d.add(buf, alpha=momentum) if nesterov else buf
         param.add_(d, alpha=-lr)
 
 

@@ -8,7 +8,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from ._validation import check_lsgd_hyperparameters
-from .lsgd import LSGD, _check_process_group
+from .lsgd import LSGD, _check_implementation, _check_process_group
 
 __all__ = ["MLSGD", "scheduled_sigma", "SCHEDULES"]
 
@@ -87,9 +87,10 @@ class MLSGD(LSGD):
     gives the measurements and what they do and do not show.
 
     Args:
-        params, lr, sigma, order, momentum, dampening, weight_decay, nesterov, maximize,
-        flatten, backend, foreach, fused, process_group: as in :class:`LSGD` (``sigma``
-            is the schedule's base value).
+        params, lr, momentum, dampening, weight_decay, nesterov (positional, in
+        :class:`torch.optim.SGD`'s order), sigma, order, maximize, foreach, differentiable,
+        fused, flatten, backend, process_group: as in :class:`LSGD` (``sigma`` is the
+            schedule's base value; a step whose :math:`\sigma_k` is 0 is torch's SGD step).
         schedule: ``"random"`` (default), ``"cyclic"``, ``"constant"``, ``"decay"`` or
             ``"growth"``.
         sigma_min, sigma_max: the range of ``"random"`` and ``"cyclic"``
@@ -102,19 +103,20 @@ class MLSGD(LSGD):
     def __init__(
         self,
         params,
-        lr: float,
-        sigma: float = 1.0,
-        order: int = 1,
+        lr: float = 1e-3,
         momentum: float = 0.0,
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
         *,
+        sigma: float = 1.0,
+        order: int = 1,
         maximize: bool = False,
+        foreach: Optional[bool] = None,
+        differentiable: bool = False,
+        fused: Optional[bool] = None,
         flatten: str = "tensor",
         backend: str = "auto",
-        foreach: Optional[bool] = None,
-        fused: Optional[bool] = None,
         schedule: str = "random",
         sigma_min: float = 0.0,
         sigma_max: Optional[float] = None,
@@ -122,14 +124,13 @@ class MLSGD(LSGD):
         seed: int = 0,
         process_group: Optional[Any] = None,
     ):
-        if fused and foreach:
-            raise ValueError("`fused` and `foreach` cannot be `True` together.")
+        _check_implementation(foreach, fused, differentiable)
         _check_process_group(process_group, flatten)
         self._process_group = process_group
         defaults = dict(lr=lr, sigma=sigma, order=order, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize, flatten=flatten,
-                        backend=backend, foreach=foreach, fused=fused, schedule=schedule, sigma_min=sigma_min,
-                        sigma_max=sigma_max, period=period, seed=seed)
+                        backend=backend, foreach=foreach, differentiable=differentiable, fused=fused,
+                        schedule=schedule, sigma_min=sigma_min, sigma_max=sigma_max, period=period, seed=seed)
         self._check_hyperparameters(defaults)
         Optimizer.__init__(self, params, defaults)
 

@@ -380,6 +380,104 @@ def test_fused_foreach_and_single_tensor_agree(dtype, config):
 def test_fused_and_foreach_are_exclusive():
     with pytest.raises(ValueError, match="`fused` and `foreach` cannot be `True` together"):
         LSGD(make_params(), lr=0.1, fused=True, foreach=True)
+    with pytest.raises(ValueError, match="`fused` does not support `differentiable`"):
+        LSGD(make_params(), lr=0.1, fused=True, differentiable=True)
+    with pytest.raises(TypeError, match="differentiable must be a bool"):
+        LSGD(make_params(), lr=0.1, differentiable=1)
+
+
+def test_positional_arguments_are_sgds():
+    """SGD's positional order: LSGD(params, 0.1, 0.9) has momentum 0.9 (not sigma 0.9), and
+    lr has SGD's default, for frameworks that set it only in the param groups."""
+    group = LSGD(make_params(), 0.1, 0.9, 0.1, 0.01).param_groups[0]
+    assert (group["lr"], group["momentum"], group["dampening"], group["weight_decay"]) == (0.1, 0.9, 0.1, 0.01)
+    assert group["sigma"] == 1.0 and group["order"] == 1 and group["differentiable"] is False
+    assert LSGD(make_params(), 0.05, 0.9, 0.0, 1e-3, True, sigma=0).param_groups[0]["nesterov"] is True
+    assert LSGD(make_params()).param_groups[0]["lr"] == torch.optim.SGD(make_params()).param_groups[0]["lr"]
+    assert LSGD([{"params": make_params(), "lr": 0.3}]).param_groups[0]["lr"] == 0.3
+    with pytest.raises(TypeError):
+        LSGD(make_params(), 0.1, 0.9, 0.0, 0.0, False, 2.0)  # sigma only by keyword
+
+
+def sgd_argument_combinations():
+    """Every valid combination of SGD's arguments (positional ones in SGD's order)."""
+    for momentum, dampening, nesterov in ((0.0, 0.0, False), (0.0, 0.3, False), (0.9, 0.0, False),
+                                          (0.9, 0.0, True), (0.9, 0.3, False)):
+        for weight_decay in (0.0, 0.01):
+            for maximize in (False, True):
+                for implementation in (dict(), dict(foreach=False), dict(foreach=True), dict(fused=True),
+                                       dict(foreach=False, fused=True)):
+                    yield (0.05, momentum, dampening, weight_decay, nesterov), dict(maximize=maximize, **implementation)
+
+
+@pytest.mark.parametrize("optimizer_class", [LSGD, torch_mlsgd.MLSGD])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sigma_zero_is_torch_sgd_bit_for_bit_for_every_combination(optimizer_class, dtype):
+    """LSGD(params, *sgd_args, sigma=0, **sgd_kwargs) == SGD(params, *sgd_args, **sgd_kwargs),
+    bit for bit, for every combination of SGD's arguments and implementations (and MLSGD,
+    whose sigma_k are then all 0)."""
+    combinations = list(sgd_argument_combinations())
+    assert len(combinations) == 100
+    for args, kwargs in combinations:
+        params, sgd_params = make_params(dtype), make_params(dtype)
+        ours = optimizer_class(params, *args, sigma=0.0, **kwargs)
+        theirs = torch.optim.SGD(sgd_params, *args, **kwargs)
+        for _ in range(3):
+            for p, q in zip(params, sgd_params):
+                p.grad = gradient_of(p.detach())
+                q.grad = gradient_of(q.detach())
+            ours.step()
+            theirs.step()
+        for p, q in zip(params, sgd_params):
+            assert torch.equal(p, q), (args, kwargs)
+            if args[1]:
+                assert torch.equal(ours.state[p]["momentum_buffer"], theirs.state[q]["momentum_buffer"])
+
+
+@pytest.mark.parametrize("sigma", [0.0, 1.5])
+@pytest.mark.parametrize("flatten", ["tensor", "group"])
+def test_differentiable_step_passes_gradcheck(sigma, flatten):
+    """differentiable=True: the step is a differentiable function of the parameters, the
+    gradients and the momentum buffers (torch's test of SGD, applied to LSGD)."""
+    def step(p, q, grad, buf):
+        p, q = p.clone(), q.clone()
+        p.grad, q.grad = grad[:7], grad[7:]
+        optimizer = LSGD([p, q], lr=0.3, momentum=0.9, weight_decay=0.1, sigma=sigma, differentiable=True,
+                         flatten=flatten)
+        optimizer.state[p]["momentum_buffer"] = buf[:7].clone()
+        optimizer.state[q]["momentum_buffer"] = buf[7:].clone()
+        optimizer.step()
+        return p, q, optimizer.state[p]["momentum_buffer"], optimizer.state[q]["momentum_buffer"]
+
+    g = torch.Generator().manual_seed(3)
+    inputs = [torch.randn(n, generator=g, dtype=torch.float64, requires_grad=True) for n in (7, 5, 12, 12)]
+    torch.autograd.gradcheck(step, inputs)
+
+
+def test_differentiable_step_gradient_is_the_smoothed_one():
+    """d(sum(w * p_new)) / d(grad) = -lr S(w): the smoothing op's backward is used."""
+    grad = torch.randn(40, dtype=torch.float64, requires_grad=True)
+    p = torch.randn(40, dtype=torch.float64, requires_grad=True).clone()
+    p.grad = grad
+    LSGD([p], lr=0.5, sigma=2.0, differentiable=True).step()
+    w = torch.linspace(-1, 1, 40, dtype=torch.float64)
+    (p * w).sum().backward()
+    np.testing.assert_allclose(grad.grad.numpy(), -0.5 * fft_smooth(w.numpy(), 2.0, 1), rtol=1e-12, atol=1e-12)
+
+
+def test_checkpoints_without_differentiable_still_load():
+    params = make_params()
+    optimizer = LSGD(params, lr=0.1, momentum=0.9)
+    for p in params:
+        p.grad = gradient_of(p.detach())
+    optimizer.step()
+    state = optimizer.state_dict()
+    for group in state["param_groups"]:
+        del group["differentiable"]  # as written by torch_mlsgd 0.3.0
+    resumed = LSGD(params, lr=0.1, momentum=0.9)
+    resumed.load_state_dict(state)
+    assert resumed.param_groups[0]["differentiable"] is False
+    resumed.step()
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
