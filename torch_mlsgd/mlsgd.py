@@ -1,6 +1,7 @@
 """MLSGD: LSGD whose smoothing strength follows a schedule."""
 
 import math
+from itertools import chain
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -143,6 +144,25 @@ class MLSGD(LSGD):
             group.setdefault("period", 100)
             group.setdefault("seed", 0)
 
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Loads a checkpoint as :meth:`torch.optim.Optimizer.load_state_dict` does, with
+        each parameter's step count restored exactly, as an int64 tensor on the CPU:
+        torch's loader casts a ``"step"`` to float32 on the parameter's device in groups
+        with ``fused=True`` (its rule for its own fused optimizers), which would round
+        counts above 2**24 and move the schedule's counter to the GPU. A count saved as a
+        float (a checkpoint cast on the way) is rounded back to the integer it holds."""
+        saved_ids = chain.from_iterable(group["params"] for group in state_dict["param_groups"])
+        params = chain.from_iterable(group["params"] for group in self.param_groups)
+        saved_state = state_dict["state"]
+        counts = {}
+        for param_id, param in zip(saved_ids, params):
+            entry = saved_state.get(param_id)
+            if entry is not None and "step" in entry:
+                counts[param] = _exact_count(entry["step"])
+        super().load_state_dict(state_dict)
+        for param, count in counts.items():
+            self.state[param]["step"] = count
+
     def _check_hyperparameters(self, group: Dict[str, Any]) -> None:
         check_lsgd_hyperparameters(group)
         _check_schedule(group)
@@ -175,3 +195,10 @@ class MLSGD(LSGD):
                 state["step"] = torch.tensor(state["step"], dtype=torch.int64)
             counters.append(state["step"])
         torch._foreach_add_(counters, 1)
+
+
+def _exact_count(step: Any) -> Tensor:
+    """A saved step count (an int, or a tensor of any dtype and device) as the int64 CPU
+    tensor MLSGD keeps."""
+    value = step.item() if torch.is_tensor(step) else step
+    return torch.tensor(int(round(value)), dtype=torch.int64)

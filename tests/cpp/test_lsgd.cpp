@@ -371,6 +371,49 @@ TEST(LSGD, AGroupTheDirectRouteRefusesChangesNoOtherGroup) {
   EXPECT_TRUE(optimizer.state().empty());
 }
 
+// libtorch's LR schedulers drive both optimizers through get_lr/set_lr, every
+// group, and the next step uses the new rate.
+template <typename Optimizer, typename Options>
+void check_schedulers(const Options& options) {
+  auto params = make_params();
+  {
+    Optimizer optimizer(params, options);
+    torch::optim::StepLR scheduler(optimizer, /*step_size=*/2, /*gamma=*/0.5);
+    for (int epoch = 0; epoch < 5; ++epoch) {
+      set_gradients(params);
+      optimizer.step();
+      scheduler.step();
+    }
+    EXPECT_DOUBLE_EQ(static_cast<const Options&>(optimizer.param_groups()[0].options()).lr(), 0.1 * 0.25);
+    // The step uses the scheduled rate: with sigma = 0 and no momentum, p -= lr * g.
+    auto p = params[0].detach().clone();
+    Optimizer plain(std::vector<torch::Tensor>{params[0]}, Options(0.1).sigma(0.0));
+    torch::optim::StepLR halve(plain, 1, 0.5);
+    halve.step();  // libtorch's schedulers change nothing at their first step
+    halve.step();
+    set_gradients(params);
+    const auto g = params[0].grad().clone();
+    plain.step();
+    EXPECT_TRUE(torch::allclose(params[0].detach(), p - 0.05 * g, 0.0, 1e-15));
+  }
+  {
+    Optimizer optimizer(params, options);
+    torch::optim::ReduceLROnPlateauScheduler scheduler(optimizer, torch::optim::ReduceLROnPlateauScheduler::min,
+                                                       /*factor=*/0.5, /*patience=*/1);
+    for (int epoch = 0; epoch < 4; ++epoch) {
+      set_gradients(params);
+      optimizer.step();
+      scheduler.step(1.0f);  // no improvement after the first epoch
+    }
+    EXPECT_LT(static_cast<const Options&>(optimizer.param_groups()[0].options()).lr(), 0.1);
+  }
+}
+
+TEST(LSGD, LibtorchSchedulersDriveTheLearningRate) {
+  check_schedulers<LSGD>(LSGDOptions(0.1).momentum(0.9));
+  check_schedulers<torch_mlsgd::MLSGD>(torch_mlsgd::MLSGDOptions(0.1).momentum(0.9));
+}
+
 TEST(LSGD, TrainsASmallModel) {
   torch::manual_seed(0);
   torch::nn::Sequential model(torch::nn::Linear(8, 32), torch::nn::ReLU(), torch::nn::Linear(32, 1));

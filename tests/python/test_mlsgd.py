@@ -351,3 +351,54 @@ def test_leaves_a_saddle_that_gd_converges_to():
         results[name] = f(x).item()
     assert abs(results["GD"]) < 1e-12  # stuck at the saddle, f = 0
     assert results["MLSGD"] < -0.2  # at a minimum: f = -1/4 there
+
+
+@pytest.mark.parametrize("cast", [None, torch.float32])
+def test_fused_step_counts_survive_torchs_load_casting(cast):
+    """torch's load_state_dict casts "step" to float32 in fused=True groups; MLSGD keeps its
+    counts exact int64 CPU tensors, so a run resumed past 2**24 steps (where float32 rounds
+    the count) through torch.save/torch.load, and a checkpoint whose counts were cast to
+    float32 on the way (exact below 2**24), equal the uninterrupted run bit for bit."""
+    start = 2**24 + 1 if cast is None else 1000
+
+    def fresh():
+        params = make_params(torch.float32)
+        optimizer = MLSGD(params, lr=0.05, momentum=0.9, fused=True, sigma_max=4.0, seed=3)
+        for p in params:
+            p.grad = gradient_of(p.detach())
+        optimizer.step()
+        for p in params:
+            optimizer.state[p]["step"] = torch.tensor(start, dtype=torch.int64)
+        return params, optimizer
+
+    def run(params, optimizer, steps):
+        for _ in range(steps):
+            for p in params:
+                p.grad = gradient_of(p.detach())
+            optimizer.step()
+
+    params, optimizer = fresh()
+    run(params, optimizer, 2)
+    saved = optimizer.state_dict()
+    if cast is not None:
+        saved = copy.deepcopy(saved)
+        for entry in saved["state"].values():
+            entry["step"] = entry["step"].to(cast)
+    buffer = io.BytesIO()
+    torch.save(saved, buffer)
+    buffer.seek(0)
+    resumed_params = [p.detach().clone().requires_grad_() for p in params]
+    resumed = MLSGD(resumed_params, lr=0.05, momentum=0.9, fused=True, sigma_max=4.0, seed=3)
+    resumed.load_state_dict(torch.load(buffer))
+    for p, q in zip(params, resumed_params):
+        step = resumed.state[q]["step"]
+        assert step.dtype == torch.int64 and step.device.type == "cpu"
+        assert step.item() == optimizer.state[p]["step"].item() == start + 2
+    if cast is None:  # the count float32 would make of it draws another sigma
+        rounded = int(torch.tensor(start + 2, dtype=torch.float32).item())
+        assert rounded != start + 2
+        assert reference_sigma(rounded, sigma_max=4.0, seed=3) != reference_sigma(start + 2, sigma_max=4.0, seed=3)
+    run(params, optimizer, 3)
+    run(resumed_params, resumed, 3)
+    for p, q in zip(params, resumed_params):
+        assert torch.equal(p, q)
