@@ -145,10 +145,10 @@ RUN_NEWEST := env TORCH_MLSGD_USE_INSTALLED=1 $(NEWEST_PYTHON)
 
 # The main job: a small tuned comparison run here and now (examples/tune.py's default
 # sizes for the two Fashion-MNIST regimes), then the verdict table of the committed
-# study of all regimes (docs/study, made with --full; docs/comparison.md).
+# study of all regimes (docs/study, made with --full; docs/study.md).
 demo: $(VENV_PREFIX)$(NEWEST)/.wheel
 	$(RUN_NEWEST) examples/tune.py --regime full,small-batch
-	@echo; echo "The committed study (docs/study, tune.py --full; docs/comparison.md):"; echo
+	@echo; echo "The committed study (docs/study, tune.py --full; docs/study.md):"; echo
 	$(RUN_NEWEST) examples/tune.py --report docs/study
 
 bench: $(VENV_PREFIX)$(NEWEST)/.wheel

@@ -6,7 +6,7 @@
     .venv/bin/python examples/tune.py --regime dp           # DP-SGD vs DP-LSGD vs DP-MLSGD (needs Opacus)
     python3 examples/tune.py --report docs/study            # the committed study's verdict table; runs nothing
 
-The protocol, the same for every regime (docs/comparison.md has the grids and the sizes):
+The protocol, the same for every regime (docs/study.md has the grids and the sizes):
 
 1. Splits. Fashion-MNIST's 60 000 training images are cut by position: images [0, 50000)
    are the *train part*, images [50000, 60000) the *validation part*. The small defaults
@@ -411,7 +411,7 @@ class DPRegime(FashionRegime):
     gradient (the DP-LSSGD construction of Wang et al., 2019). Batches are Poisson-sampled
     (what the accountant assumes); the noise multiplier comes from the RDP accountant for
     (``epsilon``, ``delta``) and is the same for every optimizer. Each run reports the
-    accountant's epsilon. Tuning itself is not privately accounted (see docs/comparison.md).
+    accountant's epsilon. Tuning itself is not privately accounted (see docs/study.md).
     """
 
     def __init__(self, name: str, data: FashionData, base: argparse.Namespace, epsilon: float, delta: float,

@@ -51,7 +51,7 @@ _counters: List[CommunicationCount] = []
 @contextlib.contextmanager
 def count_communication() -> Iterator[CommunicationCount]:
     """Counts the bytes of torch_mlsgd's own collectives (a diagnostic; the tests check the
-    README's communication volumes with it)."""
+    docs/distributed.md's communication volumes with it)."""
     count = CommunicationCount()
     _counters.append(count)
     try:

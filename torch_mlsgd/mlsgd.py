@@ -84,7 +84,7 @@ class MLSGD(LSGD):
     converges from an (n-1)-dimensional subspace of starting points, as GD and LSGD do,
     but that subspace moves with the realization: the starting points attracted under
     every realization form a subspace of dimension floor((n-1)/2), and from any other
-    fixed start the iterates leave the saddle. ``README.md`` ("MLSGD and saddle points")
+    fixed start the iterates leave the saddle. ``docs/saddles.md``
     gives the measurements and what they do and do not show.
 
     Args:

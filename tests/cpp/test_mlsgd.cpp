@@ -34,7 +34,7 @@ double reference_uniform01(uint64_t seed, uint64_t step) {
   return std::ldexp(static_cast<double>(z >> 11), -53);
 }
 
-// sigma_k of the schedules as README.md's table defines them (sigma_max = 2 sigma
+// sigma_k of the schedules as docs/api.md's table defines them (sigma_max = 2 sigma
 // when not given).
 double reference_sigma(const std::string& schedule, int64_t k, double sigma, double sigma_min,
                        double sigma_max, int64_t period, uint64_t seed) {

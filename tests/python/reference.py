@@ -96,7 +96,7 @@ def splitmix64_uniform(seed: int, step: int) -> float:
 
 def reference_sigma(step: int, schedule: str = "random", sigma: float = 1.0, sigma_min: float = 0.0,
                     sigma_max=None, period: int = 100, seed: int = 0) -> float:
-    """sigma_k of MLSGD's schedules as README.md's table defines them."""
+    """sigma_k of MLSGD's schedules as docs/api.md's table defines them."""
     top = 2.0 * sigma if sigma_max is None else sigma_max
     if schedule == "random":
         return sigma_min + (top - sigma_min) * splitmix64_uniform(seed, step)

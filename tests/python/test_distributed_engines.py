@@ -57,7 +57,7 @@ def test_fsdp2_equals_one_process(fsdp2_runs, name, flatten):
 
 
 def test_halo_exchange_moves_the_bytes_the_readme_states(fsdp2_runs):
-    # README (Distributed, "Scale"): per step and rank, one all-gather of
+    # docs/distributed.md ("Scale"): per step and rank, one all-gather of
     # 1 + sum over its pieces of 2 min(piece, K) elements, padded to the longest rank, of
     # which it receives world - 1 copies; K = direct_warmup(sigma, order, dtype).
     world, results = fsdp2_runs

@@ -48,7 +48,7 @@ def test_the_environment_variable_selects_the_portable_kernels(reports):
 
 def test_an_avx2_cpu_runs_the_avx2_kernels(reports):
     """On an x86-64 CPU with AVX2 and FMA the run-time choice must take the vectorised
-    kernels (README, Performance): a build without them, or a broken CPU check, would
+    kernels (docs/performance.md): a build without them, or a broken CPU check, would
     otherwise pass every other test here on the portable path."""
     flags = cpu_flags()
     if flags is None or platform.machine().lower() not in ("x86_64", "amd64"):

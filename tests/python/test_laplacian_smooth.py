@@ -133,7 +133,7 @@ def test_half_precision_computed_in_float32(dtype, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_high_orders_match_the_float64_reference(backend):
-    """Orders 5 to 64 (the direct route's limit, README) on every route against the float64
+    """Orders 5 to 64 (the direct route's limit, docs/api.md) on every route against the float64
     FFT of the closed-form symbol, in float64 and float32, with errors relative to the
     input; the rings include n < 2p + 1, where a stencil-based symbol would wrap."""
     rng = np.random.default_rng(6)

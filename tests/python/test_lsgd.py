@@ -247,7 +247,7 @@ def test_an_edit_to_an_equal_value_of_another_type_is_checked_again():
 
 
 def test_direct_route_order_limit():
-    """backend="direct" takes orders up to 64 (README): order 64 steps like the float64
+    """backend="direct" takes orders up to 64 (docs/api.md): order 64 steps like the float64
     reference; order 65 raises the kernel's RuntimeError and changes nothing."""
     params = make_params()
     optimizer = LSGD(params, lr=0.1, sigma=1.0, order=64, momentum=0.9, backend="direct")
@@ -282,7 +282,7 @@ def test_a_group_refused_by_the_direct_route_changes_no_other_group():
 
 
 def test_group_flatten_needs_one_dtype():
-    """flatten="group" over float32 and float64 gradients is refused (README, Errors) before
+    """flatten="group" over float32 and float64 gradients is refused (docs/api.md, Errors) before
     anything changes: no parameter or buffer of that group or of another group is updated.
     The same tensors step normally with flatten="tensor"."""
     a = torch.randn(3, requires_grad=True)

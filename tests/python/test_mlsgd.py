@@ -71,7 +71,7 @@ def test_random_schedule_literal_values():
 
 
 def test_every_schedule_matches_its_definition():
-    """All five schedules against reference.py's transcription of README.md's table, exactly."""
+    """All five schedules against reference.py's transcription of docs/api.md's table, exactly."""
     kwargs = dict(sigma=1.5, sigma_min=0.25, sigma_max=2.75, period=7, seed=9)
     for schedule in SCHEDULES:
         for k in (0, 1, 6, 7, 8, 100, 12345):

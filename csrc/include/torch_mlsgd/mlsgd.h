@@ -76,7 +76,7 @@ struct MLSGDParamState : public torch::optim::OptimizerCloneableParamState<MLSGD
 /// Modified LSGD: each step is an LSGD step (see torch_mlsgd::LSGD) whose
 /// sigma is the schedule's sigma_k, k the parameter's step count. With
 /// flatten == "group" the group's ring uses the step count of its first
-/// parameter with a gradient. See README.md ("MLSGD and saddle points") for
+/// parameter with a gradient. See docs/saddles.md for
 /// what the default random schedule does and does not achieve.
 class MLSGD : public torch::optim::Optimizer {
  public:
