@@ -40,6 +40,15 @@ def register() -> None:
     def _check_direct_route(like, sigma, order):
         return None
 
+    @torch.library.register_fake("mlsgd::lsgd_step_.tensor")
+    def _lsgd_step_tensor(params, grads, momentum_buffers, fresh_buffers, lr, sigma, order, momentum, dampening,
+                          weight_decay, nesterov, maximize, flatten, backend):
+        return None
+
+    @torch.library.register_fake("mlsgd::scheduled_sigmas")
+    def _scheduled_sigmas(steps, schedule, sigma, sigma_min, sigma_max, period, seed):
+        return torch.empty(len(steps), dtype=torch.float64, device="cpu")
+
     @torch.library.register_fake("mlsgd::lsgd_step_")
     def _lsgd_step_(params, grads, momentum_buffers, fresh_buffers, lr, sigma, order, momentum, dampening,
                     weight_decay, nesterov, maximize, flatten, backend):

@@ -45,9 +45,21 @@ def _real(name: str, value: Any, what: str) -> float:
     return float(value)
 
 
+def _real_or_tensor(name: str, value: Any, what: str) -> None:
+    """A real number, or (as torch.optim takes lr) a one-element floating-point Tensor
+    holding one: the same errors as the number would get."""
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"Tensor {what} must be 1-element, got shape {tuple(value.shape)}")
+        if not value.is_floating_point():
+            raise TypeError(f"Tensor {what} must be floating-point, got dtype {value.dtype}")
+        value = value.item()  # on a GPU a synchronisation: only when the tensor is new or changed
+    _real(name, value, what)
+
+
 def check_lsgd_hyperparameters(group: Dict[str, Any]) -> None:
     """Raises ValueError/TypeError naming the first bad value of an LSGD group."""
-    _real("learning rate", group["lr"], "lr")
+    _real_or_tensor("learning rate", group["lr"], "lr")
     _real("sigma value", group["sigma"], "sigma")
     _real("momentum value", group["momentum"], "momentum")
     _real("weight_decay value", group["weight_decay"], "weight_decay")

@@ -218,7 +218,7 @@ class LSGD(Optimizer):
         plain = all(type(p) in _PLAIN_TENSORS for p in params)
         buffers = momentum_buffers if plain else [_local(b) for b in momentum_buffers]
         fresh = [i for i, buf in enumerate(buffers) if buf is None]
-        if sigma == 0 and plain and self._process_group is None:
+        if not isinstance(sigma, Tensor) and sigma == 0 and plain and self._process_group is None:
             # No smoothing: torch's own SGD step, with the same arguments (the sharded
             # rings of distributed groups, smoothed already, step with sigma = 0 below).
             implementation = _torch_sgd(group["foreach"], group["fused"])
@@ -246,6 +246,8 @@ class LSGD(Optimizer):
         raise RuntimeError(f"{name} needs floating-point gradients, got dtype {grad.dtype}")
 
     def _check_group(self, group: Dict[str, Any]) -> None:
+        if torch.compiler.is_compiling():
+            return  # checked at construction, as torch.optim's optimizers check; no graph break
         # Checked once per distinct set of values: a step re-checks a group only
         # when something (a scheduler, the user) changed one of its hyper-parameters.
         # Types are compared too: order=1.0 equals 1 but is not a valid order.
@@ -291,7 +293,8 @@ class LSGD(Optimizer):
             grads: List[Tensor] = []
             momentum_buffers: List[Optional[Tensor]] = []
             self._init_group(group, params, grads, momentum_buffers)
-            sigmas = self._sigmas(group, params) if params else None
+            # Under torch.compile, sigma_k stays a tensor (see MLSGD._step_group).
+            sigmas = self._sigmas(group, params) if params and not torch.compiler.is_compiling() else None
             self._check_direct_route(group, params, grads, sigmas)
             work.append((group, params, grads, momentum_buffers, sigmas))
 
@@ -307,9 +310,10 @@ _SMOOTHABLE_DTYPES = frozenset((torch.float16, torch.bfloat16, torch.float32, to
 
 
 def _typed(values: Any) -> tuple:
-    """`values` (one, or itemgetter's tuple) with each value's type beside it."""
+    """`values` (one, or itemgetter's tuple) with each value's type beside it; a Tensor
+    (lr) by identity and version, so that a scheduler's in-place update is seen."""
     values = values if isinstance(values, tuple) else (values,)
-    return tuple((type(v), v) for v in values)
+    return tuple((type(v), id(v), v._version) if isinstance(v, Tensor) else (type(v), v) for v in values)
 
 
 def _local(t: Optional[Tensor]) -> Optional[Tensor]:
@@ -352,6 +356,16 @@ def _check_not_sharded(p: Tensor, group: Dict[str, Any], process_group: Optional
             "parameter as one ring (FSDP's padding then joins the ring), or use FSDP(use_orig_params=True) "
             "with a group per original parameter."
         )
+
+
+def _scalar(value: Any) -> float:
+    """A Tensor hyper-parameter's value as a Python number (the unfused implementations)."""
+    return value.item() if isinstance(value, Tensor) else value
+
+
+def _as_tensor(value: Any) -> Tensor:
+    """A hyper-parameter as the tensor the fused op's .tensor overload takes."""
+    return value if isinstance(value, Tensor) else torch.tensor(float(value), dtype=torch.float64)
 
 
 def _smoothed(grads: List[Tensor], sigma: float, order: int, flatten: str, backend: str,
@@ -453,6 +467,13 @@ def _fused_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, moment
         buffers = momentum_buffer_list
     else:
         fresh, buffers = [], []
+    if isinstance(lr, Tensor) or isinstance(sigma, Tensor):
+        # Tensor lr (torch's compiled-optimizer recipe) or a tensor of sigma_k: no Python
+        # float for torch.compile to specialise on, so a changing lr recompiles nothing.
+        torch.ops.mlsgd.lsgd_step_.tensor(params, grads, buffers, fresh, _as_tensor(lr), _as_tensor(sigma),
+                                          int(order), float(momentum), float(dampening), float(weight_decay),
+                                          bool(nesterov), bool(maximize), flatten, backend)
+        return
     torch.ops.mlsgd.lsgd_step_.default(params, grads, buffers, fresh, float(lr), float(sigma), int(order),
                                        float(momentum), float(dampening), float(weight_decay), bool(nesterov),
                                        bool(maximize), flatten, backend)
@@ -462,7 +483,9 @@ def _single_tensor_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order
                         weight_decay, nesterov, maximize, flatten, backend) -> None:
     # Out of place, as torch's single-tensor SGD: under autograd (differentiable=True)
     # the smoothed pieces of a group ring are views that must not be modified.
-    directions = _smoothed(grads, sigma, order, flatten, backend, maximize)
+    lr_tensor = isinstance(lr, Tensor) and lr.requires_grad  # differentiable in lr, as torch's SGD
+    lr = lr if lr_tensor else _scalar(lr)
+    directions = _smoothed(grads, _scalar(sigma), order, flatten, backend, maximize)
     for i, (param, d) in enumerate(zip(params, directions)):
         if weight_decay != 0:
             d = d.add(param, alpha=weight_decay)
@@ -474,12 +497,16 @@ def _single_tensor_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order
             else:
                 buf.mul_(momentum).add_(d, alpha=1 - dampening)
             d = d.add(buf, alpha=momentum) if nesterov else buf
-        param.add_(d, alpha=-lr)
+        if lr_tensor:
+            param.addcmul_(d, lr, value=-1)
+        else:
+            param.add_(d, alpha=-lr)
 
 
 def _multi_tensor_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, momentum, dampening,
                        weight_decay, nesterov, maximize, flatten, backend) -> None:
-    directions = _smoothed(grads, sigma, order, flatten, backend, maximize)
+    lr = _scalar(lr)
+    directions = _smoothed(grads, _scalar(sigma), order, flatten, backend, maximize)
     if weight_decay != 0:
         torch._foreach_add_(directions, params, alpha=weight_decay)
     if momentum != 0:

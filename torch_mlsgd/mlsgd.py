@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from ._validation import check_lsgd_hyperparameters
-from .lsgd import LSGD, _check_implementation, _check_process_group
+from .lsgd import _PLAIN_TENSORS, LSGD, _check_implementation, _check_process_group, _fused_lsgd, _implementation
 
 __all__ = ["MLSGD", "scheduled_sigma", "SCHEDULES"]
 
@@ -181,11 +181,27 @@ class MLSGD(LSGD):
 
     def _step_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
                     momentum_buffers: List[Optional[Tensor]], sigmas: Optional[List[float]] = None) -> None:
-        # Parameters at the same step count share sigma_k and one kernel call.
-        super()._step_group(group, params, grads, momentum_buffers,
-                            sigmas=self._sigmas(group, params) if sigmas is None else sigmas)
-        # A tensor, as in torch.optim (torch.compile and checkpoint tools expect one);
-        # int64, so that the schedule's counter stays exact however long the run.
+        if sigmas is None and torch.compiler.is_compiling() and self._tensor_sigmas_apply(group, params):
+            # Under torch.compile: sigma_k from the count tensors by an op, as a tensor
+            # handed to the fused kernel: no Python number for dynamo to specialise on.
+            counters = self._counters(params)
+            steps = counters[:1] * len(counters) if group["flatten"] == "group" else counters
+            sigma = torch.ops.mlsgd.scheduled_sigmas(steps, group["schedule"], float(group["sigma"]),
+                                                     float(group["sigma_min"]), group["sigma_max"],
+                                                     int(group["period"]), int(group["seed"]))
+            self._apply(group, params, grads, momentum_buffers, sigma)
+        else:
+            # Parameters at the same step count share sigma_k and one kernel call; the
+            # counters appear only once the step has succeeded.
+            super()._step_group(group, params, grads, momentum_buffers,
+                                sigmas=self._sigmas(group, params) if sigmas is None else sigmas)
+            counters = self._counters(params)
+        torch._foreach_add_(counters, 1)
+
+    def _counters(self, params: List[Tensor]) -> List[Tensor]:
+        """Each parameter's step count, created at 0 where missing: a tensor, as in
+        torch.optim (torch.compile and checkpoint tools expect one); int64, so that the
+        schedule's counter stays exact however long the run."""
         counters = []
         for p in params:
             state = self.state[p]
@@ -194,7 +210,14 @@ class MLSGD(LSGD):
             elif not torch.is_tensor(state["step"]):  # checkpoints of torch_mlsgd 0.1 hold an int
                 state["step"] = torch.tensor(state["step"], dtype=torch.int64)
             counters.append(state["step"])
-        torch._foreach_add_(counters, 1)
+        return counters
+
+    def _tensor_sigmas_apply(self, group: Dict[str, Any], params: List[Tensor]) -> bool:
+        """Whether a group's step can take sigma_k as a tensor: the fused kernel on plain
+        tensors (the unfused and distributed paths need sigma_k as a number)."""
+        return (self._process_group is None and all(type(p) in _PLAIN_TENSORS for p in params)
+                and not group.get("differentiable", False)
+                and _implementation(group["foreach"], group["fused"]) is _fused_lsgd)
 
 
 def _exact_count(step: Any) -> Tensor:

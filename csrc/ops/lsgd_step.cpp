@@ -9,4 +9,11 @@ STABLE_TORCH_LIBRARY_FRAGMENT(mlsgd, m) {
       "lsgd_step_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] momentum_buffers, "
       "bool[] fresh_buffers, float lr, float sigma, int order, float momentum, float dampening, "
       "float weight_decay, bool nesterov, bool maximize, str flatten, str backend) -> ()");
+  // lr and sigma as tensors, for torch.compile: no Python float to specialise on,
+  // so an LR scheduler's new rate (or MLSGD's next sigma_k) recompiles nothing.
+  // lr holds one value; sigma one, or one per parameter. Both are read on the host.
+  m.def(
+      "lsgd_step_.tensor(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] momentum_buffers, "
+      "bool[] fresh_buffers, Tensor lr, Tensor sigma, int order, float momentum, float dampening, "
+      "float weight_decay, bool nesterov, bool maximize, str flatten, str backend) -> ()");
 }

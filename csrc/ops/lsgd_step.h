@@ -59,5 +59,58 @@ void lsgd_step_kernel(TensorList params, TensorList grads, TensorList momentum_b
   run_step(params, grads, momentum_buffers, fresh, args, fused);
 }
 
+// The values of a hyper-parameter tensor, read on the host (a CUDA tensor with
+// a synchronisation): `count` of them, from one value or from `count`.
+std::vector<double> host_values(const Tensor& t, size_t count, const char* what);
+
+// A backend's kernel of mlsgd::lsgd_step_.tensor: one lsgd_step_kernel call per
+// distinct sigma, every call's arguments checked before any runs.
+template <FusedStep fused>
+void lsgd_step_tensor_kernel(TensorList params, TensorList grads, TensorList momentum_buffers,
+                             std::vector<bool> fresh, Tensor lr, Tensor sigma, int64_t order, double momentum,
+                             double dampening, double weight_decay, bool nesterov, bool maximize,
+                             std::string flatten, std::string backend) {
+  const double lr_value = host_values(lr, 1, "lr")[0];
+  const std::vector<double> sigmas = host_values(sigma, params.size(), "sigma");
+  std::vector<double> distinct;
+  std::vector<std::vector<size_t>> members;
+  for (size_t i = 0; i < sigmas.size(); ++i) {
+    size_t k = 0;
+    while (k < distinct.size() && distinct[k] != sigmas[i]) {
+      ++k;
+    }
+    if (k == distinct.size()) {
+      distinct.push_back(sigmas[i]);
+      members.emplace_back();
+    }
+    members[k].push_back(i);
+  }
+  check(distinct.size() <= 1 || flatten != "group",
+        "lsgd_step_: flatten='group' smooths one ring, with one sigma; got ", distinct.size());
+  if (distinct.size() <= 1) {
+    lsgd_step_kernel<fused>(params, grads, momentum_buffers, fresh, lr_value, distinct.empty() ? 0.0 : distinct[0],
+                            order, momentum, dampening, weight_decay, nesterov, maximize, flatten, backend);
+    return;
+  }
+  std::vector<LSGDStepArgs> args;
+  std::vector<TensorList> p(distinct.size()), g(distinct.size()), b(distinct.size());
+  std::vector<std::vector<bool>> f(distinct.size());
+  for (size_t k = 0; k < distinct.size(); ++k) {
+    for (size_t i : members[k]) {
+      p[k].push_back(params[i]);
+      g[k].push_back(grads[i]);
+      if (!momentum_buffers.empty()) {
+        b[k].push_back(momentum_buffers[i]);
+        f[k].push_back(fresh[i]);
+      }
+    }
+    args.push_back(check_lsgd_step_args(p[k], g[k], b[k], f[k], lr_value, distinct[k], order, momentum, dampening,
+                                        weight_decay, nesterov, maximize, flatten, backend));
+  }
+  for (size_t k = 0; k < distinct.size(); ++k) {
+    run_step(p[k], g[k], b[k], f[k], args[k], fused);
+  }
+}
+
 }  // namespace ops
 }  // namespace torch_mlsgd

@@ -37,12 +37,19 @@ def test_opcheck_of_every_op(device):
         buffers = [torch.zeros_like(p) for p in params]
         opcheck(torch.ops.mlsgd.lsgd_step_.default,
                 (params, grads, buffers, [True, True], 0.1, 1.0, 1, 0.9, 0.0, 0.0, False, False, "tensor", "auto"))
+        opcheck(torch.ops.mlsgd.lsgd_step_.tensor,
+                (params, grads, buffers, [False, False], torch.tensor(0.1), torch.tensor([1.0, 2.0], dtype=torch.float64),
+                 1, 0.9, 0.0, 0.0, False, False, "tensor", "auto"))
         warmup = torch.ops.mlsgd.direct_warmup.default(1.0, 1, dtype)
         halos = [torch.randn(warmup + 3, device=device, dtype=dtype) for _ in range(2)]
         opcheck(torch.ops.mlsgd.laplacian_smooth_shard.default, (x[0], *halos, 1.0, 1))
         opcheck(torch.ops.mlsgd.direct_warmup.default, (1.0, 1, dtype))
         opcheck(torch.ops.mlsgd.check_direct_route.default, (x, 1.0, 2))
     opcheck(torch.ops.mlsgd.scheduled_sigma.default, ("random", 1.0, 0.0, None, 100, 0, 3))
+    steps = [torch.tensor(k, dtype=torch.int64) for k in (0, 3, 2**40)]
+    opcheck(torch.ops.mlsgd.scheduled_sigmas.default, (steps, "random", 1.0, 0.0, None, 100, 0))
+    assert torch.ops.mlsgd.scheduled_sigmas(steps, "cyclic", 1.0, 0.0, 2.0, 10, 0).tolist() == [
+        torch.ops.mlsgd.scheduled_sigma("cyclic", 1.0, 0.0, 2.0, 10, 0, k) for k in (0, 3, 2**40)]
     # opcheck's AOT test cannot compare string outputs; the other three apply.
     opcheck(torch.ops.mlsgd.cpu_kernels.default, (),
             test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))

@@ -139,4 +139,6 @@ void fused_step_cpu(const TensorList& params, const TensorList& grads, const Ten
 
 STABLE_TORCH_LIBRARY_IMPL(mlsgd, CPU, m) {
   m.impl("lsgd_step_", TORCH_BOX(&torch_mlsgd::ops::lsgd_step_kernel<&torch_mlsgd::ops::cpu::fused_step_cpu>));
+  m.impl("lsgd_step_.tensor",
+         TORCH_BOX(&torch_mlsgd::ops::lsgd_step_tensor_kernel<&torch_mlsgd::ops::cpu::fused_step_cpu>));
 }

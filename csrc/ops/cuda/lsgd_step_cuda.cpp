@@ -130,4 +130,6 @@ void fused_step_cuda(const TensorList& params, const TensorList& grads, const Te
 
 STABLE_TORCH_LIBRARY_IMPL(mlsgd, CUDA, m) {
   m.impl("lsgd_step_", TORCH_BOX(&torch_mlsgd::ops::lsgd_step_kernel<&torch_mlsgd::ops::cuda::fused_step_cuda>));
+  m.impl("lsgd_step_.tensor",
+         TORCH_BOX(&torch_mlsgd::ops::lsgd_step_tensor_kernel<&torch_mlsgd::ops::cuda::fused_step_cuda>));
 }

@@ -1,0 +1,150 @@
+"""Tensor hyper-parameters and torch.compile without recompiles (the torch-2 recipe):
+lr as a 0-dim Tensor in every implementation, updated in place by LR schedulers, saved and
+loaded; a compiled step that recompiles nothing after its first steps, for LSGD and MLSGD."""
+
+import copy
+
+import pytest
+import torch
+import torch._dynamo
+
+from torch_mlsgd import LSGD, MLSGD
+
+IMPLEMENTATIONS = [dict(), dict(fused=False), dict(foreach=False), dict(fused=False, foreach=True)]
+
+
+def make_params(dtype=torch.float32):
+    g = torch.Generator().manual_seed(5)
+    return [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in [(40, 30), (30,), (7, 3, 3)]]
+
+
+def set_grads(params):
+    for p in params:
+        p.grad = torch.sin(3 * p.detach()) + 0.5 * p.detach()
+
+
+def run(optimizer_class, lr, steps=5, scheduler=False, **kwargs):
+    params = make_params()
+    optimizer = optimizer_class(params, lr, 0.9, weight_decay=0.01, sigma=1.5, **kwargs)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 0.8 ** k) if scheduler else None
+    for _ in range(steps):
+        set_grads(params)
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+    return params, optimizer
+
+
+@pytest.mark.parametrize("optimizer_class", [LSGD, MLSGD])
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()) or "default")
+@pytest.mark.parametrize("scheduler", [False, True])
+def test_tensor_lr_steps_as_the_float_does(optimizer_class, implementation, scheduler):
+    """A 0-dim Tensor lr gives the float lr's steps bit for bit, with or without a
+    scheduler updating it in place (the group keeps the same tensor). float64, so that it
+    holds the float's value (a float32 tensor holds float32's nearest one, and is used as such)."""
+    lr = torch.tensor(0.05, dtype=torch.float64)
+    ours, optimizer = run(optimizer_class, lr, scheduler=scheduler, **implementation)
+    theirs, _ = run(optimizer_class, 0.05, scheduler=scheduler, **implementation)
+    for p, q in zip(ours, theirs):
+        assert torch.equal(p, q)
+    assert optimizer.param_groups[0]["lr"] is lr
+    if scheduler:
+        assert lr.item() == pytest.approx(0.05 * 0.8 ** 5)
+
+
+def test_tensor_lr_is_saved_and_loaded():
+    params, optimizer = run(LSGD, torch.tensor(0.05), scheduler=True)
+    state = copy.deepcopy(optimizer.state_dict())
+    assert isinstance(state["param_groups"][0]["lr"], torch.Tensor)
+    resumed = LSGD(params, torch.tensor(0.5), 0.9, weight_decay=0.01, sigma=1.5)
+    resumed.load_state_dict(state)
+    assert isinstance(resumed.param_groups[0]["lr"], torch.Tensor)
+    assert resumed.param_groups[0]["lr"].item() == optimizer.param_groups[0]["lr"].item()
+
+
+@pytest.mark.parametrize("lr, error, words", [
+    (torch.tensor(-0.1), ValueError, "Invalid learning rate: -0.1"),
+    (torch.tensor(float("nan")), ValueError, "Invalid learning rate: nan"),
+    (torch.tensor([0.1, 0.2]), ValueError, "Tensor lr must be 1-element"),
+    (torch.tensor(1), TypeError, "Tensor lr must be floating-point"),
+])
+def test_a_bad_tensor_lr_gets_the_floats_error(lr, error, words):
+    with pytest.raises(error, match=words):
+        LSGD(make_params(), lr)
+    # Set after construction, or changed in place: refused at the step, nothing changes.
+    params = make_params()
+    optimizer = LSGD(params, torch.tensor(0.1), 0.9)
+    set_grads(params)
+    optimizer.step()
+    before = [p.detach().clone() for p in params]
+    optimizer.param_groups[0]["lr"] = lr
+    with pytest.raises(error, match=words):
+        optimizer.step()
+    assert all(torch.equal(p, b) for p, b in zip(params, before))
+
+
+def test_an_lr_changed_in_place_to_a_bad_value_is_refused():
+    params = make_params()
+    lr = torch.tensor(0.1)
+    optimizer = LSGD(params, lr)
+    set_grads(params)
+    optimizer.step()
+    lr.fill_(-1.0)
+    before = [p.detach().clone() for p in params]
+    with pytest.raises(ValueError, match="Invalid learning rate: -1.0"):
+        optimizer.step()
+    assert all(torch.equal(p, b) for p, b in zip(params, before))
+
+
+@pytest.mark.parametrize("optimizer_class", [LSGD, MLSGD])
+@pytest.mark.parametrize("scheduler", [False, True])
+def test_compiled_step_recompiles_nothing(optimizer_class, scheduler):
+    """torch's compiled-optimizer recipe (Tensor lr, fullgraph=False): after the first
+    steps, 12 more steps with a changing lr (and, for MLSGD, a new sigma_k every step)
+    recompile nothing, and the parameters equal eager ones. No graph break in the step;
+    with a scheduler attached, torch's own wrapper of `step` (lr_scheduler.py, which
+    dynamo skips) is one, as it is for torch.optim.SGD."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    eager_model = copy.deepcopy(model)
+    x = torch.randn(32, 12, generator=torch.Generator().manual_seed(0))
+
+    def setup(m):
+        optimizer = optimizer_class(m.parameters(), torch.tensor(0.05), 0.9, sigma=1.0)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 0.9 ** k) if scheduler else None
+        return optimizer, schedule
+
+    optimizer, schedule = setup(model)
+    eager_optimizer, eager_schedule = setup(eager_model)
+    compiled_step = torch.compile(optimizer.step, fullgraph=False)
+    optimizer_of = {id(compiled_step): optimizer, id(eager_optimizer.step): eager_optimizer}
+
+    def train(m, step, sched, steps):
+        for _ in range(steps):
+            for p in m.parameters():
+                p.grad = None
+            m(x).square().mean().backward()
+            step()
+            if sched is not None:
+                sched.step()
+            else:  # a changing lr without a scheduler: updated in place, as schedulers do
+                for group in optimizer_of[id(step)].param_groups:
+                    group["lr"].mul_(0.95)
+
+    train(model, compiled_step, schedule, 3)  # the first steps may compile (state appears)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        train(model, compiled_step, schedule, 12)
+    eager_step = eager_optimizer.step
+    optimizer_of[id(eager_step)] = eager_optimizer
+    train(eager_model, eager_step, eager_schedule, 15)
+    for p, q in zip(model.parameters(), eager_model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+    assert optimizer.param_groups[0]["lr"].item() == eager_optimizer.param_groups[0]["lr"].item() < 0.05 * 0.6
+    breaks = list(counters["graph_break"])
+    if scheduler:
+        assert all("lr_scheduler.py" in reason for reason in breaks), breaks
+    else:
+        assert not breaks, breaks
