@@ -96,9 +96,13 @@ def test_an_lr_changed_in_place_to_a_bad_value_is_refused():
     assert all(torch.equal(p, b) for p, b in zip(params, before))
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("optimizer_class", [LSGD, MLSGD])
 @pytest.mark.parametrize("scheduler", [False, True])
-def test_compiled_step_recompiles_nothing(optimizer_class, scheduler):
+def test_compiled_step_recompiles_nothing(optimizer_class, scheduler, device):
     """torch's compiled-optimizer recipe (Tensor lr, fullgraph=False): after the first
     steps, 12 more steps with a changing lr (and, for MLSGD, a new sigma_k every step)
     recompile nothing, and the parameters equal eager ones. No graph break in the step;
@@ -108,9 +112,9 @@ def test_compiled_step_recompiles_nothing(optimizer_class, scheduler):
 
     torch._dynamo.reset()
     counters.clear()
-    model = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    model = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)).to(device)
     eager_model = copy.deepcopy(model)
-    x = torch.randn(32, 12, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(32, 12, generator=torch.Generator().manual_seed(0)).to(device)
 
     def setup(m):
         optimizer = optimizer_class(m.parameters(), torch.tensor(0.05), 0.9, sigma=1.0)
