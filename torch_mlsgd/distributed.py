@@ -142,10 +142,10 @@ def smooth_rings(rings: Sequence[Tuple[Layout, Sequence[Tensor]]], sigma: Union[
     sigmas = [float(sigma)] * len(rings) if isinstance(sigma, (int, float)) else [float(s) for s in sigma]
     if len(sigmas) != len(rings):
         raise ValueError(f"torch_mlsgd: {len(sigmas)} sigma values for {len(rings)} rings")
-    # Each ring's halo; -1 marks a ring the direct route cannot take in pieces (sigma
-    # beyond its warm-up limit, orders above 64): its pieces are gathered whole.
-    halos = [0 if s == 0 else (-1 if order > 64 else torch.ops.mlsgd.direct_warmup(s, int(order), dtype))
-             for s in sigmas]
+    # Each ring's halo; -1 (direct_warmup's answer) marks a ring the direct route cannot
+    # take in pieces (sigma beyond its warm-up limit, an order above its maximum): its
+    # pieces are gathered whole.
+    halos = [0 if s == 0 else torch.ops.mlsgd.direct_warmup(s, int(order), dtype) for s in sigmas]
     whole = [h < 0 for h in halos]
     longest = max((n for layout, _ in rings for _, n in layout), default=0)
     ring_edges = [longest if w else h for w, h in zip(whole, halos)]

@@ -23,6 +23,8 @@ namespace core {
 // The longest warm-up the direct route accepts (its start states keep one
 // warm-up of float64 per thread).
 constexpr int64_t kMaxWarmup = int64_t{1} << 22;
+// The highest order the CPU direct route takes (two poles per section).
+constexpr int64_t kMaxDirectOrder = 64;
 
 struct FilterSection {
   double a1;

@@ -19,7 +19,9 @@ STABLE_TORCH_LIBRARY(mlsgd, m) {
   m.def(
       "laplacian_smooth_shard(Tensor shard, Tensor left_halo, Tensor right_halo, float sigma, "
       "int order=1) -> Tensor");
-  // The halo length laplacian_smooth_shard needs (the direct route's warm-up).
+  // The halo length laplacian_smooth_shard needs (the direct route's warm-up);
+  // -1 where the direct route cannot take the filter (an order above its
+  // maximum, a warm-up beyond its limit): only the FFT route applies.
   m.def("direct_warmup(float sigma, int order, ScalarType dtype) -> int");
   // Raises, as backend="direct" would, where the direct route of `like`'s device
   // cannot smooth its dtype with these parameters: the optimizers check every
@@ -36,6 +38,9 @@ namespace {
 int64_t direct_warmup(double sigma, int64_t order, ScalarType dtype) {
   check_sigma(sigma);
   check_order(order);
+  if (order > core::kMaxDirectOrder) {
+    return -1;
+  }
   return core::make_recursive_filter(sigma, order, truncation_tolerance(compute_dtype(dtype))).warmup;
 }
 

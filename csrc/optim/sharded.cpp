@@ -88,9 +88,9 @@ at::Tensor sharded_laplacian_smooth(const at::Tensor& shard, double sigma, int64
     longest = std::max(longest, lengths.back());
   }
   const auto filter = core::make_recursive_filter(sigma, order, api::truncation_tolerance(flat.scalar_type()));
-  // A filter the direct route cannot take in pieces (order above 64, a
-  // warm-up beyond its limit): the shards are gathered whole.
-  const bool whole = filter.warmup < 0 || order > 64;
+  // A filter the direct route cannot take in pieces (an order above its
+  // maximum, a warm-up beyond its limit): the shards are gathered whole.
+  const bool whole = filter.warmup < 0 || order > core::kMaxDirectOrder;
   const int64_t edge = filter.is_identity() ? 0 : (whole ? longest : filter.warmup);
 
   // One all-gather: the finite flag, the head and the tail of every shard.

@@ -165,6 +165,9 @@ def test_order_limits():
         with pytest.raises(RuntimeError, match="the direct backend supports orders up to 64"):
             call()
     assert torch.equal(v, original)
+    # The direct route's warm-up (the halo of sharded smoothing): -1 beyond its orders.
+    assert torch.ops.mlsgd.direct_warmup(1.0, 64, torch.float64) > 0
+    assert torch.ops.mlsgd.direct_warmup(1.0, 65, torch.float64) == -1
     for backend in ("fft", "auto"):
         for order in (65, 100):
             out = laplacian_smooth(v, 1.0, order, backend=backend)

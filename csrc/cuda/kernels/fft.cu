@@ -3,6 +3,7 @@
 // caller provides, and one kernel between the transforms that divides by
 // n d_k (see smoothing.h).
 
+#include "core/laplacian_symbol.h"
 #include "cuda/kernels/smoothing.h"
 
 #include <cufft.h>
@@ -108,30 +109,15 @@ PlanCache& plan_cache() {
   return *cache;
 }
 
-// b^order for an integer order >= 1, by squaring (the symbol's power; pow()
-// in double would cost far more per bin).
-__device__ __forceinline__ double integer_power(double base, int64_t order) {
-  double result = 1.0;
-  while (order > 0) {
-    if (order & 1) {
-      result *= base;
-    }
-    base *= base;
-    order >>= 1;
-  }
-  return result;
-}
-
 // spectrum[b, k] *= 1 / (n d_k), d_k = 1 + sigma (4 sin^2(pi k / n))^order,
-// from the closed form (as the CPU route; the symbol is never stored). Rows
+// from the closed form the CPU route uses (core/laplacian_symbol.h; never stored). Rows
 // run along the grid's y, so a bin's index needs no division.
 template <typename complex_t>
 __global__ void divide_by_symbol(complex_t* spectrum, int64_t n, int64_t half, int64_t batch, double sigma,
                                  int64_t order) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < half; k += stride) {
-    const double s = sinpi(static_cast<double>(k) / static_cast<double>(n));
-    const double factor = 1.0 / (static_cast<double>(n) * (1.0 + sigma * integer_power(4.0 * s * s, order)));
+    const double factor = 1.0 / (static_cast<double>(n) * core::laplacian_symbol(k, n, sigma, order));
     for (int64_t b = blockIdx.y; b < batch; b += gridDim.y) {
       complex_t& bin = spectrum[b * half + k];
       bin.x *= factor;

@@ -116,7 +116,7 @@ struct SectionCascade {
 };
 
 // Any number of sections up to kMaxDirectSections (high orders are rare).
-constexpr int kMaxDirectSections = 32;
+constexpr int kMaxDirectSections = static_cast<int>(core::kMaxDirectOrder / 2);
 
 struct DynamicCascade {
   struct State {
@@ -145,8 +145,7 @@ struct DynamicCascade {
   }
 };
 
-// The highest order the direct route handles (two poles per section).
-constexpr int64_t kMaxDirectOrder = 2 * kMaxDirectSections;
+using core::kMaxDirectOrder;
 
 inline bool direct_supports(const core::RecursiveFilter& filter) {
   return filter.sections.size() <= static_cast<size_t>(kMaxDirectSections) &&
