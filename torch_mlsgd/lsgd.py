@@ -430,8 +430,7 @@ def _check_implementation(foreach: Optional[bool], fused: Optional[bool], differ
         raise TypeError(f"differentiable must be a bool, got {type(differentiable).__name__}")
     if fused and differentiable:
         raise ValueError("`fused` does not support `differentiable`")
-    if fused and foreach:
-        raise ValueError("`fused` and `foreach` cannot be `True` together.")
+    _implementation(foreach, fused)  # refuses fused=foreach=True
 
 
 def _torch_sgd(foreach: Optional[bool], fused: Optional[bool]) -> Callable[..., None]:

@@ -57,12 +57,9 @@ std::vector<double> host_values(const Tensor& t, size_t count, const char* what)
   check(is_floating(t.scalar_type()), "lsgd_step_: Tensor ", what, " must be floating-point, got ",
         t.scalar_type());
   const int64_t n = t.numel();
-  check(n == 1 || (n == static_cast<int64_t>(count) && count != 1), "lsgd_step_: Tensor ", what,
-        " must hold one value", count == 1 ? "" : words(" or one per parameter (", count, ")"), "; got ", n);
-  Tensor host = contiguous_as(t, ScalarType::Double);
-  if (host.device().type() != torch::stable::DeviceType::CPU) {
-    host = torch::stable::to(host, torch::stable::Device(torch::stable::DeviceType::CPU));
-  }
+  check(n == 1 || (n == static_cast<int64_t>(count) && count > 1), "lsgd_step_: Tensor ", what,
+        " must hold one value", count > 1 ? words(" or one per parameter (", count, ")") : "", "; got ", n);
+  const Tensor host = host_as(t, ScalarType::Double);
   const double* values = host.const_data_ptr<double>();
   return n == 1 ? std::vector<double>(count == 0 ? 1 : count, values[0]) : std::vector<double>(values, values + n);
 }

@@ -2,7 +2,7 @@
 // that the LibTorch optimizer evaluates (core/sigma_schedule.h).
 
 #include "core/checks.h"
-#include "ops/stable.h"
+#include "ops/smooth_args.h"
 
 #include <optional>
 #include <string>
@@ -41,14 +41,7 @@ Tensor scheduled_sigmas(std::vector<Tensor> steps, std::string schedule, double 
   for (size_t i = 0; i < steps.size(); ++i) {
     check(steps[i].numel() == 1 && !is_floating(steps[i].scalar_type()),
           "scheduled_sigmas: each step count must be an integer tensor of one value");
-    Tensor count = steps[i];
-    if (count.device().type() != torch::stable::DeviceType::CPU) {
-      count = torch::stable::to(count, torch::stable::Device(torch::stable::DeviceType::CPU));
-    }
-    if (count.scalar_type() != ScalarType::Long) {
-      count = torch::stable::to(count, ScalarType::Long);
-    }
-    const int64_t k = count.const_data_ptr<int64_t>()[0];
+    const int64_t k = host_as(steps[i], ScalarType::Long).const_data_ptr<int64_t>()[0];
     check(k >= 0, "Invalid step: ", k, " (must be >= 0)");
     values[i] = sequence.at(k);
   }

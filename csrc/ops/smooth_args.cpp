@@ -61,5 +61,12 @@ Tensor contiguous_as(const Tensor& t, ScalarType dtype) {
   return typed.is_contiguous() ? typed : torch::stable::contiguous(typed);
 }
 
+Tensor host_as(const Tensor& t, ScalarType dtype) {
+  const Tensor host = t.device().type() == torch::stable::DeviceType::CPU
+                          ? t
+                          : torch::stable::to(t, torch::stable::Device(torch::stable::DeviceType::CPU));
+  return contiguous_as(host, dtype);
+}
+
 }  // namespace ops
 }  // namespace torch_mlsgd

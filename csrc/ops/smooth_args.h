@@ -44,6 +44,9 @@ ScalarType compute_dtype(ScalarType dtype);
 // contiguous.
 Tensor as_dtype(const Tensor& t, ScalarType dtype);
 Tensor contiguous_as(const Tensor& t, ScalarType dtype);
+// `t` as a contiguous CPU tensor of `dtype` (a copy where it is not one; from a
+// GPU, with a synchronisation): for values an op reads on the host.
+Tensor host_as(const Tensor& t, ScalarType dtype);
 
 }  // namespace ops
 }  // namespace torch_mlsgd

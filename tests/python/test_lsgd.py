@@ -62,16 +62,21 @@ def test_follows_reference_step_for_step(config):
     assert torch.equal(params[skipped].detach(), before_skipped)
 
 
+def step_side_by_side(ours, theirs, params, their_params, steps):
+    """`steps` steps of two optimizers on the same gradient field of their own parameters."""
+    for _ in range(steps):
+        for p, q in zip(params, their_params):
+            p.grad = gradient_of(p.detach())
+            q.grad = gradient_of(q.detach())
+        ours.step()
+        theirs.step()
+
+
 def test_sigma_zero_is_torch_sgd():
     params, sgd_params = make_params(), make_params()
     lsgd = LSGD(params, lr=0.1, sigma=0.0, momentum=0.9, nesterov=True, weight_decay=0.1, maximize=True)
     sgd = torch.optim.SGD(sgd_params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1, maximize=True)
-    for _ in range(5):
-        for p, q in zip(params, sgd_params):
-            p.grad = gradient_of(p.detach())
-            q.grad = gradient_of(q.detach())
-        lsgd.step()
-        sgd.step()
+    step_side_by_side(lsgd, sgd, params, sgd_params, 5)
     for p, q in zip(params, sgd_params):
         torch.testing.assert_close(p, q, rtol=1e-13, atol=1e-13)
 
@@ -422,12 +427,7 @@ def test_sigma_zero_is_torch_sgd_bit_for_bit_for_every_combination(optimizer_cla
         params, sgd_params = make_params(dtype), make_params(dtype)
         ours = optimizer_class(params, *args, sigma=0.0, **kwargs)
         theirs = torch.optim.SGD(sgd_params, *args, **kwargs)
-        for _ in range(3):
-            for p, q in zip(params, sgd_params):
-                p.grad = gradient_of(p.detach())
-                q.grad = gradient_of(q.detach())
-            ours.step()
-            theirs.step()
+        step_side_by_side(ours, theirs, params, sgd_params, 3)
         for p, q in zip(params, sgd_params):
             assert torch.equal(p, q), (args, kwargs)
             if args[1]:
