@@ -1,4 +1,4 @@
-"""Run by test_checkpoint_exchange.py under the *other* torch of the test matrix
+"""Run by test_other_torch.py under the *other* torch of the test matrix
 (Debian's 1.13 or PyPI's 2.x): trains a fixed small model for a few steps with LSGD
 or MLSGD, optionally resuming from a checkpoint, and saves a checkpoint.
 

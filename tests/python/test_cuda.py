@@ -14,6 +14,7 @@ import torch
 
 import torch_mlsgd
 from reference import fft_smooth
+from stepping import fit
 from torch_mlsgd import LSGD, MLSGD, laplacian_smooth, laplacian_smooth_
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -288,13 +289,7 @@ def test_training_steps_on_cuda(optimizer_class):
         g = torch.Generator().manual_seed(1)
         x = torch.randn(64, 1, 16, 16, generator=g, dtype=torch.float64).to(device)
         y = torch.randint(0, 10, (64,), generator=g).to(device)
-        losses = []
-        for _ in range(30):
-            optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+        losses = fit(model, optimizer, torch.nn.functional.cross_entropy, x, y, 30)
         return losses, list(model.parameters())
 
     cuda_losses, cuda_params = train("cuda")

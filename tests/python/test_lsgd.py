@@ -1,7 +1,6 @@
 """torch_mlsgd.LSGD against the reference semantics of docs/design.md §3."""
 
 import copy
-import io
 import math
 
 import numpy as np
@@ -12,6 +11,7 @@ import torch_mlsgd
 from torch_mlsgd import LSGD
 
 from reference import ReferenceLSGD, fft_smooth
+from stepping import fit, gradient_of, step_side_by_side, train
 
 SHAPES = [(5, 4), (7,), (1,), (3, 2, 2)]
 
@@ -19,11 +19,6 @@ SHAPES = [(5, 4), (7,), (1,), (3, 2, 2)]
 def make_params(dtype=torch.float64):
     g = torch.Generator().manual_seed(11)
     return [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in SHAPES]
-
-
-def gradient_of(p):
-    """A deterministic, nonlinear gradient field."""
-    return torch.sin(3.0 * p) + 0.5 * p
 
 
 CONFIGS = [
@@ -62,16 +57,6 @@ def test_follows_reference_step_for_step(config):
     assert torch.equal(params[skipped].detach(), before_skipped)
 
 
-def step_side_by_side(ours, theirs, params, their_params, steps):
-    """`steps` steps of two optimizers on the same gradient field of their own parameters."""
-    for _ in range(steps):
-        for p, q in zip(params, their_params):
-            p.grad = gradient_of(p.detach())
-            q.grad = gradient_of(q.detach())
-        ours.step()
-        theirs.step()
-
-
 def test_sigma_zero_is_torch_sgd():
     params, sgd_params = make_params(), make_params()
     lsgd = LSGD(params, lr=0.1, sigma=0.0, momentum=0.9, nesterov=True, weight_decay=0.1, maximize=True)
@@ -102,9 +87,7 @@ def test_param_groups_keep_their_own_hyperparameters():
 def test_only_momentum_buffers_are_state():
     params = make_params()
     optimizer = LSGD(params, lr=0.1, momentum=0.9)
-    for p in params:
-        p.grad = gradient_of(p.detach())
-    optimizer.step()
+    train(optimizer, params, 1)
     for p in params:
         assert set(optimizer.state[p]) == {"momentum_buffer"}
         assert optimizer.state[p]["momentum_buffer"].shape == p.shape
@@ -113,33 +96,6 @@ def test_only_momentum_buffers_are_state():
         p.grad = torch.ones_like(p)
     plain.step()
     assert len(plain.state) == 0
-
-
-@pytest.mark.parametrize("config", [dict(lr=0.05, momentum=0.9, sigma=2.0),
-                                    dict(lr=0.05, momentum=0.9, nesterov=True, flatten="group")])
-def test_checkpoint_resumes_bit_for_bit(config):
-    params = make_params()
-    optimizer = LSGD(params, **config)
-
-    def run(ps, opt, steps):
-        for _ in range(steps):
-            for p in ps:
-                p.grad = gradient_of(p.detach())
-            opt.step()
-
-    run(params, optimizer, 3)
-    buffer = io.BytesIO()
-    torch.save({"params": [p.detach() for p in params], "optimizer": optimizer.state_dict()}, buffer)
-    buffer.seek(0)
-    checkpoint = torch.load(buffer)
-    resumed_params = [p.clone().requires_grad_() for p in checkpoint["params"]]
-    resumed = LSGD(resumed_params, lr=123.0)
-    resumed.load_state_dict(checkpoint["optimizer"])
-    assert resumed.param_groups[0]["lr"] == config["lr"]
-    run(params, optimizer, 3)
-    run(resumed_params, resumed, 3)
-    for p, q in zip(params, resumed_params):
-        assert torch.equal(p, q)
 
 
 def test_old_state_dict_without_new_keys_loads():
@@ -216,9 +172,7 @@ def test_a_hyperparameter_edited_after_construction_is_checked_again(key, value,
     also those of the other, valid group; restoring the value lets the run go on."""
     params = make_params()
     optimizer = LSGD([{"params": params[:2]}, {"params": params[2:]}], lr=0.1, momentum=0.9, dampening=0.1)
-    for p in params:
-        p.grad = gradient_of(p.detach())
-    optimizer.step()
+    train(optimizer, params, 1)
     before = [p.detach().clone() for p in params]
     buffers = [optimizer.state[p]["momentum_buffer"].clone() for p in params]
     group = optimizer.param_groups[1]
@@ -239,9 +193,7 @@ def test_an_edit_to_an_equal_value_of_another_type_is_checked_again():
     key, value = "order", 1.0
     params = make_params()
     optimizer = LSGD(params, lr=0.1)
-    for p in params:
-        p.grad = gradient_of(p.detach())
-    optimizer.step()
+    train(optimizer, params, 1)
     with pytest.raises(TypeError):
         LSGD(make_params(), lr=0.1, **{key: value})
     optimizer.param_groups[0][key] = value
@@ -330,13 +282,7 @@ def test_small_model_loss_falls():
     x = torch.randn(256, 8)
     y = 2 * x[:, :1] - x[:, 1:2]
     optimizer = LSGD(model.parameters(), lr=0.05, momentum=0.9, sigma=1.0)
-    losses = []
-    for _ in range(200):
-        optimizer.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fit(model, optimizer, torch.nn.functional.mse_loss, x, y, 200)
     assert losses[-1] < 0.1 * losses[0]
 
 
@@ -369,10 +315,7 @@ def test_fused_foreach_and_single_tensor_agree(dtype, config):
         g = torch.Generator().manual_seed(5)
         params = [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in shapes]
         optimizer = LSGD(params, **config, **implementation)
-        for _ in range(4):
-            for p in params:
-                p.grad = gradient_of(p.detach())
-            optimizer.step()
+        train(optimizer, params, 4)
         return params
 
     fused = run()
@@ -468,9 +411,7 @@ def test_differentiable_step_gradient_is_the_smoothed_one():
 def test_checkpoints_without_differentiable_still_load():
     params = make_params()
     optimizer = LSGD(params, lr=0.1, momentum=0.9)
-    for p in params:
-        p.grad = gradient_of(p.detach())
-    optimizer.step()
+    train(optimizer, params, 1)
     state = optimizer.state_dict()
     for group in state["param_groups"]:
         del group["differentiable"]  # as written by torch_mlsgd 0.3.0

@@ -1,4 +1,5 @@
-"""torch_mlsgd.MLSGD: schedules, steps, state, checkpoints, errors."""
+"""torch_mlsgd.MLSGD: schedules, steps, state, older checkpoints, errors (resuming a
+checkpoint: test_checkpoints.py)."""
 
 import copy
 import io
@@ -11,23 +12,12 @@ import torch
 from torch_mlsgd import LSGD, MLSGD, SCHEDULES, scheduled_sigma
 
 from reference import ReferenceLSGD, reference_sigma, splitmix64_uniform
+from stepping import gradient_of, step_side_by_side, train
 
 
 def make_params(dtype=torch.float64):
     g = torch.Generator().manual_seed(4)
     return [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in ((40, 30), (17,), (1,))]
-
-
-def gradient_of(p):
-    return torch.sin(3.0 * p) + 0.5 * p
-
-
-def train(optimizer, params, steps):
-    """`steps` steps on gradient_of's field."""
-    for _ in range(steps):
-        for p in params:
-            p.grad = gradient_of(p.detach())
-        optimizer.step()
 
 
 def test_schedule_formulas():
@@ -243,39 +233,8 @@ def test_constant_schedule_is_lsgd():
     params, lsgd_params = make_params(), make_params()
     mlsgd = MLSGD(params, lr=0.05, sigma=1.5, momentum=0.9, nesterov=True, schedule="constant")
     lsgd = LSGD(lsgd_params, lr=0.05, sigma=1.5, momentum=0.9, nesterov=True)
-    for _ in range(4):
-        for p, q in zip(params, lsgd_params):
-            p.grad, q.grad = gradient_of(p.detach()), gradient_of(q.detach())
-        mlsgd.step()
-        lsgd.step()
+    step_side_by_side(mlsgd, lsgd, params, lsgd_params, 4)
     assert all(torch.equal(p, q) for p, q in zip(params, lsgd_params))
-
-
-def test_checkpoint_resumes_the_same_sequence():
-    params = make_params()
-    optimizer = MLSGD(params, lr=0.05, momentum=0.9, seed=11, sigma_max=3.0)
-
-    def run(ps, opt, steps):
-        for _ in range(steps):
-            for p in ps:
-                p.grad = gradient_of(p.detach())
-            opt.step()
-
-    run(params, optimizer, 3)
-    buffer = io.BytesIO()
-    torch.save({"params": [p.detach() for p in params], "optimizer": optimizer.state_dict()}, buffer)
-    buffer.seek(0)
-    checkpoint = torch.load(buffer)
-    resumed_params = [p.clone().requires_grad_() for p in checkpoint["params"]]
-    resumed = MLSGD(resumed_params, lr=9.0)
-    resumed.load_state_dict(checkpoint["optimizer"])
-    assert resumed.param_groups[0]["seed"] == 11 and resumed.param_groups[0]["sigma_max"] == 3.0
-    run(params, optimizer, 3)
-    run(resumed_params, resumed, 3)
-    assert all(torch.equal(p, q) for p, q in zip(params, resumed_params))
-    # The step counter is an int64 tensor, as torch.optim keeps "step" (0.1 kept an int).
-    assert all(resumed.state[p]["step"].dtype == torch.int64 and int(resumed.state[p]["step"]) == 6
-               for p in resumed_params)
 
 
 def test_checkpoint_with_integer_steps_resumes():
@@ -290,12 +249,7 @@ def test_checkpoint_with_integer_steps_resumes():
     resumed_params = [p.detach().clone().requires_grad_() for p in params]
     resumed = MLSGD(resumed_params, lr=0.05)
     resumed.load_state_dict(old)
-    for _ in range(2):
-        for p, q in zip(params, resumed_params):
-            p.grad = gradient_of(p.detach())
-            q.grad = gradient_of(q.detach())
-        optimizer.step()
-        resumed.step()
+    step_side_by_side(optimizer, resumed, params, resumed_params, 2)
     assert all(torch.equal(p, q) for p, q in zip(params, resumed_params))
     assert all(torch.is_tensor(resumed.state[q]["step"]) for q in resumed_params)
 
@@ -364,21 +318,13 @@ def test_fused_step_counts_survive_torchs_load_casting(cast):
     def fresh():
         params = make_params(torch.float32)
         optimizer = MLSGD(params, lr=0.05, momentum=0.9, fused=True, sigma_max=4.0, seed=3)
-        for p in params:
-            p.grad = gradient_of(p.detach())
-        optimizer.step()
+        train(optimizer, params, 1)
         for p in params:
             optimizer.state[p]["step"] = torch.tensor(start, dtype=torch.int64)
         return params, optimizer
 
-    def run(params, optimizer, steps):
-        for _ in range(steps):
-            for p in params:
-                p.grad = gradient_of(p.detach())
-            optimizer.step()
-
     params, optimizer = fresh()
-    run(params, optimizer, 2)
+    train(optimizer, params, 2)
     saved = optimizer.state_dict()
     if cast is not None:
         saved = copy.deepcopy(saved)
@@ -398,7 +344,6 @@ def test_fused_step_counts_survive_torchs_load_casting(cast):
         rounded = int(torch.tensor(start + 2, dtype=torch.float32).item())
         assert rounded != start + 2
         assert reference_sigma(rounded, sigma_max=4.0, seed=3) != reference_sigma(start + 2, sigma_max=4.0, seed=3)
-    run(params, optimizer, 3)
-    run(resumed_params, resumed, 3)
+    step_side_by_side(optimizer, resumed, params, resumed_params, 3)
     for p, q in zip(params, resumed_params):
         assert torch.equal(p, q)

@@ -1,124 +1,17 @@
-"""Checkpoints across dtypes and devices, hostile inputs, and properties over random inputs."""
+"""Properties of the smoothing op and the fused step over random inputs (hypothesis):
+shapes, sigmas, orders, dtypes and routes against a float64 reference, and the fused
+step against the unfused one."""
 
-import io
 import math
 
-import numpy as np
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import torch_mlsgd
-from torch_mlsgd import LSGD, MLSGD, laplacian_smooth
+from torch_mlsgd import LSGD, laplacian_smooth
 
-from reference import fft_smooth
+from stepping import train
 
-# ------------------------------------------------------------- checkpoints --
-
-
-def gradient_of(p):
-    return torch.sin(3.0 * p) + 0.5 * p
-
-
-@pytest.mark.parametrize("optimizer_class", [LSGD, MLSGD])
-@pytest.mark.parametrize("saved_dtype, loaded_dtype", [(torch.float64, torch.float32),
-                                                       (torch.float32, torch.float64)])
-def test_checkpoint_loads_into_another_dtype(optimizer_class, saved_dtype, loaded_dtype):
-    params = [torch.randn(50, 20, dtype=saved_dtype, requires_grad=True)]
-    optimizer = optimizer_class(params, lr=0.05, momentum=0.9)
-    for _ in range(3):
-        params[0].grad = gradient_of(params[0].detach())
-        optimizer.step()
-    buffer = io.BytesIO()
-    torch.save(optimizer.state_dict(), buffer)
-    buffer.seek(0)
-    moved = [params[0].detach().to(loaded_dtype).requires_grad_()]
-    resumed = optimizer_class(moved, lr=1.0)
-    resumed.load_state_dict(torch.load(buffer))
-    assert resumed.state[moved[0]]["momentum_buffer"].dtype == loaded_dtype
-    for _ in range(3):
-        params[0].grad = gradient_of(params[0].detach())
-        moved[0].grad = gradient_of(moved[0].detach())
-        optimizer.step()
-        resumed.step()
-    torch.testing.assert_close(moved[0].detach().double(), params[0].detach().double(), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_checkpoint_moves_between_cpu_and_cuda():
-    params = [torch.randn(100, requires_grad=True)]
-    optimizer = LSGD(params, lr=0.05, momentum=0.9)
-    params[0].grad = gradient_of(params[0].detach())
-    optimizer.step()
-    state = optimizer.state_dict()
-    moved = [params[0].detach().cuda().requires_grad_()]
-    resumed = LSGD(moved, lr=0.05, momentum=0.9)
-    resumed.load_state_dict(state)
-    assert resumed.state[moved[0]]["momentum_buffer"].is_cuda
-    moved[0].grad = gradient_of(moved[0].detach())
-    params[0].grad = gradient_of(params[0].detach())
-    resumed.step()
-    optimizer.step()
-    torch.testing.assert_close(moved[0].detach().cpu(), params[0].detach(), rtol=1e-5, atol=1e-6)
-
-
-# ---------------------------------------------------------- hostile inputs --
-
-
-@pytest.mark.parametrize("flatten", ["tensor", "group"])
-def test_non_finite_gradient_poisons_exactly_its_ring(flatten):
-    def run(poison):
-        torch.manual_seed(0)
-        params = [torch.randn(40, dtype=torch.float64, requires_grad=True) for _ in range(3)]
-        optimizer = LSGD([{"params": params[:2], "flatten": flatten}, {"params": params[2:]}], lr=0.1,
-                         momentum=0.9)
-        for step in range(3):
-            for p in params:
-                p.grad = gradient_of(p.detach())
-            if poison and step == 1:
-                params[0].grad[7] = float("nan")
-            optimizer.step()
-        return params, optimizer
-
-    clean, _ = run(False)
-    poisoned, optimizer = run(True)
-    # The ring holding the NaN: parameter 0 (and parameter 1 when the group is one ring).
-    ring = [0, 1] if flatten == "group" else [0]
-    for i in ring:
-        assert not torch.isfinite(poisoned[i]).any()
-        assert not torch.isfinite(optimizer.state[poisoned[i]]["momentum_buffer"]).any()
-    for i in set(range(3)) - set(ring):
-        assert torch.equal(poisoned[i], clean[i])
-        assert torch.isfinite(optimizer.state[poisoned[i]]["momentum_buffer"]).all()
-
-
-def test_zero_size_parameters_are_stepped_without_harm():
-    empty = torch.zeros(0, 5, requires_grad=True)
-    full = torch.ones(6, requires_grad=True)
-    for flatten in ("tensor", "group"):
-        optimizer = LSGD([empty, full], lr=0.1, momentum=0.9, flatten=flatten)
-        empty.grad, full.grad = torch.zeros(0, 5), torch.ones(6)
-        optimizer.step()
-        assert empty.shape == (0, 5) and torch.isfinite(full).all()
-
-
-def test_a_parameter_in_two_groups_is_rejected():
-    p = torch.zeros(3, requires_grad=True)
-    with pytest.raises(ValueError, match="more than one parameter group"):
-        LSGD([{"params": [p]}, {"params": [p]}], lr=0.1)
-
-
-@pytest.mark.parametrize("sigma", [1e-12, 1e8])
-def test_extreme_sigmas_stay_accurate(sigma):
-    v = np.random.default_rng(0).standard_normal(3000)
-    for backend in ("direct", "fft", "auto"):
-        out = laplacian_smooth(torch.tensor(v), sigma, backend=backend).numpy()
-        expected = fft_smooth(v, sigma, 1)
-        assert np.linalg.norm(out - expected) <= 1e-9 * np.linalg.norm(expected)
-
-
-# ---------------------------------------------------------------- properties --
 
 FLOAT_TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
 # ||S v - reference|| / ||v||: measured at most 3.2e-14 (float64) and 5.6e-7 (float32, the
@@ -192,10 +85,7 @@ def test_fused_and_unfused_steps_agree_for_random_inputs(sizes, momentum, nester
         params = [torch.randn(n, generator=g, dtype=torch.float64).requires_grad_() for n in sizes]
         optimizer = LSGD(params, lr=0.1, momentum=momentum, nesterov=nesterov, flatten=flatten,
                          maximize=maximize, fused=fused)
-        for _ in range(2):
-            for p in params:
-                p.grad = gradient_of(p.detach())
-            optimizer.step()
+        train(optimizer, params, 2)
         return params
 
     for a, b in zip(run(True), run(False)):
