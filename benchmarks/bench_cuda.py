@@ -12,7 +12,6 @@ synchronised around every call. The targets at the end print PASS or FAIL; --jso
 every measured number.
 """
 
-import argparse
 import json
 import math
 import os
@@ -23,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
 import model_shapes  # noqa: E402
-from common import interleaved_medians, print_table  # noqa: E402
+from common import command_line, interleaved_medians, print_table  # noqa: E402
 
 import torch_mlsgd  # noqa: E402
 
@@ -91,8 +90,7 @@ def bench_bandwidth(n):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer sizes and repetitions (about a minute)")
+    parser = command_line(__doc__, quick="fewer sizes and repetitions (about a minute)")
     parser.add_argument("--json", metavar="PATH", help="write every measured number to PATH")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():

@@ -6,12 +6,11 @@ Reference: torch.fft.irfft(torch.fft.rfft(v) / d, n) in Python with the
 denominator d precomputed, as public LS-SGD code does it.
 """
 
-import argparse
 import math
 
 import torch
 
-from common import interleaved_medians, print_table
+from common import command_line, interleaved_medians, print_table
 
 import torch_mlsgd
 
@@ -54,9 +53,7 @@ def run(sizes, orders, dtypes, threads_list, repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
-    args = parser.parse_args(argv)
+    args = command_line(__doc__, quick="fewer sizes and repeats").parse_args(argv)
     if args.quick:
         return run([10**3, 10**5, 10**7], [1, 2, 3], [torch.float32], [1, 2], repeats=5)
     return run([10**3, 10**4, 10**5, 10**6, 10**7], [1, 2, 3], [torch.float32, torch.float64], [1, 2], repeats=6)

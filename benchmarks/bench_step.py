@@ -10,12 +10,11 @@ and fused=True (torch >= 2.4 on the CPU). Small models' steps are timed in
 batches of steps, so that every sample lasts a few milliseconds.
 """
 
-import argparse
 import math
 
 import torch
 
-from common import interleaved_medians, median_seconds, print_table
+from common import command_line, interleaved_medians, median_seconds, print_table
 import model_shapes
 
 import torch_mlsgd
@@ -118,9 +117,7 @@ def run(models, threads_list, repeats, with_reference):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="ResNet-18 only, fewer repeats")
-    args = parser.parse_args(argv)
+    args = command_line(__doc__, quick="ResNet-18 only, fewer repeats").parse_args(argv)
     models = [("LeNet-5", model_shapes.lenet5()), ("ResNet-18", model_shapes.resnet18())]
     if not args.quick:
         models.append(("GPT-2 small", model_shapes.gpt2_small()))

@@ -1,5 +1,6 @@
 """Timing helpers shared by the benchmarks: medians of repeated runs, side by side."""
 
+import argparse
 import os
 import statistics
 import sys
@@ -9,6 +10,14 @@ from typing import Callable, List
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if os.environ.get("TORCH_MLSGD_USE_INSTALLED") != "1" and ROOT not in sys.path:  # else the installed one
     sys.path.insert(0, ROOT)
+
+
+def command_line(description: str, quick: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: its docstring as the description, and --quick, which
+    does what `quick` says."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    return parser
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:

@@ -6,7 +6,6 @@ Times are medians of at least 5 repetitions after a warm-up, with the compared
 functions timed in alternation; ratios are taken within one run.
 """
 
-import argparse
 import os
 import platform
 import sys
@@ -18,7 +17,7 @@ import torch  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_smoothing  # noqa: E402
 import bench_step  # noqa: E402
-from common import print_table  # noqa: E402
+from common import command_line, print_table  # noqa: E402
 
 import torch_mlsgd  # noqa: E402
 
@@ -66,9 +65,7 @@ def check_targets(smoothing, steps, memory):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer sizes, ResNet-18 only")
-    args = parser.parse_args()
+    args = command_line(__doc__, quick="fewer sizes, ResNet-18 only").parse_args()
     quick = ["--quick"] if args.quick else []
     print(f"# torch_mlsgd benchmarks\n\nMachine: {describe_machine()}")
     smoothing = bench_smoothing.main(quick)
