@@ -1,4 +1,5 @@
-"""Worker processes of test_distributed.py (top-level functions, so that spawned processes can import them)."""
+"""Worker processes of test_distributed.py and test_distributed_engines.py (top-level
+functions, so that spawned processes can import them)."""
 
 import os
 import sys
@@ -53,13 +54,15 @@ def _init(rank, world, init_file):
     torch.set_num_threads(1)
 
 
-def _finish():
-    """Leaves a worker whose results are saved. The barrier keeps any rank from closing
-    its gloo connections while a peer still talks on them; os._exit skips the
-    interpreter's finalization, where gloo's worker threads can still be torn down
-    out of order (std::terminate, "terminate called without an active exception",
-    SIGABRT) long after the checked work is done. Failures never get here: they
-    raise, and torch.multiprocessing reports them."""
+def _finish(results, rank, out):
+    """Saves this rank's results (to out/rank<rank>.pt, where the test reads them) and
+    leaves the worker. The barrier keeps any rank from closing its gloo connections
+    while a peer still talks on them; os._exit skips the interpreter's finalization,
+    where gloo's worker threads can still be torn down out of order (std::terminate,
+    "terminate called without an active exception", SIGABRT) long after the checked
+    work is done. Failures never get here: they raise, and torch.multiprocessing
+    reports them."""
+    torch.save(results, os.path.join(out, f"rank{rank}.pt"))
     dist.barrier()
     dist.destroy_process_group()
     sys.stdout.flush()
@@ -78,8 +81,7 @@ def ddp_worker(rank, world, init_file, name, out):
         optimizer.zero_grad()
         torch.nn.functional.mse_loss(model(x), y).backward()  # DDP averages the gradients
         optimizer.step()
-    torch.save([p.detach() for p in model.parameters()], os.path.join(out, f"rank{rank}.pt"))
-    _finish()
+    _finish([p.detach() for p in model.parameters()], rank, out)
 
 
 def shard_worker(rank, world, init_file, lengths, sigma, order, dtype_name, out):
@@ -88,8 +90,7 @@ def shard_worker(rank, world, init_file, lengths, sigma, order, dtype_name, out)
     ring = torch.randn(sum(lengths), generator=torch.Generator().manual_seed(7), dtype=dtype)
     start = sum(lengths[:rank])
     shard = ring[start:start + lengths[rank]].clone()
-    torch.save(sharded_laplacian_smooth(shard, sigma, order), os.path.join(out, f"rank{rank}.pt"))
-    _finish()
+    _finish(sharded_laplacian_smooth(shard, sigma, order), rank, out)
 
 
 def sharded_optimizer_worker(rank, world, init_file, name, lengths, out):
@@ -107,8 +108,7 @@ def sharded_optimizer_worker(rank, world, init_file, name, lengths, out):
         for p in params:
             p.grad = torch.sin(3 * p.detach()) + 0.5 * p.detach()
         optimizer.step()
-    torch.save(torch.cat([p.detach() for p in params]), os.path.join(out, f"rank{rank}.pt"))
-    _finish()
+    _finish(torch.cat([p.detach() for p in params]), rank, out)
 
 
 # ----------------------------------------------------- torch 2.x engines --
@@ -192,8 +192,7 @@ def fsdp2_worker(rank, world, init_file, out):
         state_types = sorted({type(s["momentum_buffer"]).__name__ for s in optimizer.state.values()})
         results[name, flatten] = {"params": _full(model.parameters()), "calls": count.calls,
                                   "received": count.received, "state_types": state_types}
-    torch.save(results, os.path.join(out, f"rank{rank}.pt"))
-    _finish()
+    _finish(results, rank, out)
 
 
 def zero_worker(rank, world, init_file, out):
@@ -213,8 +212,7 @@ def zero_worker(rank, world, init_file, out):
                 optimizer = make_engine_optimizer(name, model.parameters())
             _train_engine(model, optimizer, 0, FSDP_STEPS, rank, world)
             results[name, kind] = [p.detach().clone() for p in model.parameters()]
-    torch.save(results, os.path.join(out, f"rank{rank}.pt"))
-    _finish()
+    _finish(results, rank, out)
 
 
 def _engine(kind, world, name):
@@ -262,8 +260,7 @@ def dcp_worker(rank, world, init_file, kind, first, steps, load_from, save_to, o
             dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=os.path.join(save_to, name))
             results[name, "state"] = _full_optimizer_state(optimizer)
         results[name, "params"] = _full(model.parameters())
-    torch.save(results, os.path.join(out, f"rank{rank}.pt"))
-    _finish()
+    _finish(results, rank, out)
 
 
 def nonfinite_worker(rank, world, init_file, out):
@@ -285,8 +282,7 @@ def nonfinite_worker(rank, world, init_file, out):
             error = str(e)
         unchanged = all(torch.equal(p.to_local(), b) for p, b in zip(model.parameters(), before))
         results[name] = {"error": error, "unchanged": unchanged, "state": len(optimizer.state)}
-    torch.save(results, os.path.join(out, f"rank{rank}.pt"))
-    _finish()
+    _finish(results, rank, out)
 
 
 def dead_rank_worker(rank, world, init_file, name, out):
