@@ -1,5 +1,4 @@
-"""SGD vs LSGD vs MLSGD on Fashion-MNIST at one shared learning rate, and the training loop
-that examples/tune.py (the main job, `make demo`, which tunes each optimizer) also uses.
+"""SGD vs LSGD vs MLSGD on Fashion-MNIST at one shared learning rate, tuned for none of them.
 
     python3 examples/compare.py                       # defaults: LeNet, 3 epochs, 2 seeds (~5 min, 2 cores)
     python3 examples/compare.py --small-batch         # batch size 4 on a 6000-image subset, as in the LSGD paper
@@ -8,7 +7,9 @@ that examples/tune.py (the main job, `make demo`, which tunes each optimizer) al
 Every optimizer trains the same network from the same initial weights, on the same data in
 the same order, with the same learning-rate schedule (cosine decay over all steps), for
 each seed. Written to --out: results.json (every number), results.csv (one row per
-optimizer, seed and epoch) and curves.png (training loss and test accuracy).
+optimizer, seed and epoch) and curves.png (training loss and test accuracy). The data,
+the model and the training loop are common/'s, the ones examples/tune.py tunes with; that
+script compares the optimizers fairly, each at its own tuned setting (docs/study.md).
 """
 
 import argparse
@@ -21,127 +22,19 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
+import torch_mlsgd
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-if os.environ.get("TORCH_MLSGD_USE_INSTALLED") != "1":  # else the installed torch_mlsgd
-    sys.path.insert(0, os.path.dirname(HERE))
-
-import fashion_mnist  # noqa: E402
-import torch_mlsgd  # noqa: E402
-
-OPTIMIZERS = ("sgd", "lsgd", "mlsgd")
-NAMES = {"sgd": "SGD", "lsgd": "LSGD", "mlsgd": "MLSGD"}
+from common import fashion_mnist, progress
+from common.training import NAMES, OPTIMIZERS, mean_std, train_classifier
 
 
-class LeNet(torch.nn.Module):
-    """LeNet-5 for 28 x 28 images (ReLU, max pooling)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = torch.nn.Conv2d(1, 6, 5, padding=2)
-        self.conv2 = torch.nn.Conv2d(6, 16, 5)
-        self.fc1 = torch.nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = torch.nn.Linear(120, 84)
-        self.fc3 = torch.nn.Linear(84, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = F.relu(self.fc1(x.flatten(1)))
-        return self.fc3(F.relu(self.fc2(x)))
-
-
-def make_model(name: str) -> torch.nn.Module:
-    if name == "lenet":
-        return LeNet()
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(),
-                               torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
-
-
-def make_optimizer(name: str, params, args):
-    common = dict(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(params, **common)
-    if name == "lsgd":
-        return torch_mlsgd.LSGD(params, sigma=args.sigma, **common)
-    return torch_mlsgd.MLSGD(params, sigma=args.sigma, seed=args.mlsgd_seed, **common)
-
-
-def evaluate(model, images, labels, batch_size=2000):
-    model.eval()
-    loss, correct = 0.0, 0
-    with torch.no_grad():
-        for start in range(0, images.shape[0], batch_size):
-            logits = model(images[start:start + batch_size])
-            target = labels[start:start + batch_size]
-            loss += F.cross_entropy(logits, target, reduction="sum").item()
-            correct += (logits.argmax(1) == target).sum().item()
-    model.train()
-    return loss / images.shape[0], correct / images.shape[0]
-
-
-class Diverged(RuntimeError):
-    """A training loss became non-finite: the run cannot go on (a smaller lr may)."""
-
-
-def train_epoch(optimizer, scheduler, batches, loss_of, label, epoch, curve_every):
-    """One epoch of steps over ``batches``: its training record (evaluation is the caller's).
-
-    ``loss_of(batch)`` returns the batch's mean loss and its number of examples. A batch of
-    none (Opacus' Poisson sampling can draw one) is stepped on all the same, as the privacy
-    accounting assumes, but not counted in the losses. Only ``optimizer.step()`` is in
-    ``step_ms``. Shared by this script, charlm.py and tune.py's DP training, so that every
-    optimizer is trained and timed the same way. Raises :class:`Diverged` on a non-finite loss.
-    """
-    losses, step_seconds, steps = [], 0.0, 0
-    start = time.perf_counter()
-    for batch in batches:
-        optimizer.zero_grad()
-        loss, count = loss_of(batch)
-        loss.backward()
-        tick = time.perf_counter()
-        optimizer.step()
-        step_seconds += time.perf_counter() - tick
-        scheduler.step()
-        steps += 1
-        if count:
-            losses.append(loss.item())
-            if not math.isfinite(losses[-1]):
-                raise Diverged(f"{label} diverged (loss {losses[-1]}) at epoch {epoch}; try a smaller --lr")
-    return dict(train_loss=statistics.fmean(losses), seconds=time.perf_counter() - start,
-                step_ms=1e3 * step_seconds / steps,
-                loss_curve=[statistics.fmean(losses[i:i + curve_every]) for i in range(0, len(losses), curve_every)])
-
-
-def train(optimizer_name, seed, data, args, progress):
+def train(optimizer_name, seed, data, args, bar):
+    """One optimizer from one seed on the whole training set; test loss and accuracy after each epoch."""
     train_x, train_y, test_x, test_y = data
-    torch.manual_seed(seed)
-    model = make_model(args.model)  # identical initial weights for every optimizer of a seed
-    optimizer = make_optimizer(optimizer_name, model.parameters(), args)
-    steps_per_epoch = math.ceil(train_x.shape[0] / args.batch_size)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs * steps_per_epoch)
-    order = torch.Generator().manual_seed(seed)  # identical data order for every optimizer of a seed
-
-    def loss_of(batch):
-        return F.cross_entropy(model(train_x[batch]), train_y[batch]), batch.numel()
-
-    epochs = []
-    for epoch in range(args.epochs):
-        permutation = torch.randperm(train_x.shape[0], generator=order)
-        bar = progress(range(steps_per_epoch), desc=f"{NAMES[optimizer_name]:5s} seed {seed} epoch {epoch + 1}",
-                       leave=False)
-        record = train_epoch(optimizer, scheduler,
-                             (permutation[step * args.batch_size:(step + 1) * args.batch_size] for step in bar),
-                             loss_of, NAMES[optimizer_name], epoch + 1, args.curve_every)
-        test_loss, test_accuracy = evaluate(model, test_x, test_y)
-        epochs.append(dict(epoch=epoch + 1, **record, test_loss=test_loss, test_accuracy=test_accuracy))
-    return epochs
-
-
-def mean_std(values):
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    epochs = train_classifier(optimizer_name, seed, (train_x, train_y), (test_x, test_y), args, bar)
+    # Evaluated on the test set: the records say so.
+    return [dict({k: v for k, v in e.items() if not k.startswith("eval_")}, test_loss=e["eval_loss"],
+                 test_accuracy=e["eval_accuracy"]) for e in epochs]
 
 
 def summarize(runs, optimizers):
@@ -256,17 +149,13 @@ def main(argv=None):
     if args.subset:
         train_x, train_y = train_x[:args.subset], train_y[:args.subset]
     data = (fashion_mnist.normalize(train_x), train_y, fashion_mnist.normalize(test_x), test_y)
-    if args.no_progress:
-        def progress(iterable, **_):
-            return iterable
-    else:
-        from tqdm import tqdm as progress
+    bar = progress.quiet if args.no_progress else progress.bar
 
     runs = []
     started = time.perf_counter()
     for seed in args.seeds:
         for name in args.optimizers:
-            epochs = train(name, seed, data, args, progress)
+            epochs = train(name, seed, data, args, bar)
             runs.append(dict(optimizer=name, seed=seed, epochs=epochs))
             last = epochs[-1]
             print(f"{NAMES[name]:5s} seed {seed}: train loss {last['train_loss']:.4f}, test accuracy "

@@ -7,14 +7,9 @@ and prints the loss every 100 steps.
 """
 
 import copy
-import os
-import sys
 
 import torch
-
-if os.environ.get("TORCH_MLSGD_USE_INSTALLED") != "1":  # else the installed torch_mlsgd
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import torch_mlsgd  # noqa: E402
+import torch_mlsgd
 
 
 def main() -> None:

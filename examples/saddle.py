@@ -23,15 +23,12 @@ minimum) and plots f along the runs.
 
 import argparse
 import os
-import sys
 
 import numpy as np
 import torch
 
-if os.environ.get("TORCH_MLSGD_USE_INSTALLED") != "1":  # else the installed torch_mlsgd
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import torch_mlsgd  # noqa: E402
-from torch_mlsgd import analysis  # noqa: E402
+import torch_mlsgd
+from torch_mlsgd import analysis
 
 LR = 0.1
 

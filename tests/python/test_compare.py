@@ -4,16 +4,13 @@ import gzip
 import json
 import os
 import struct
-import sys
 
 import pytest
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                "examples"))
-
-import compare  # noqa: E402
-import fashion_mnist  # noqa: E402
+# examples/ is on the path (pyproject.toml's [tool.pytest.ini_options]), as it is for the scripts there.
+import compare
+from common import fashion_mnist
 
 
 def write_idx(path, magic, shape, payload, compress=True):

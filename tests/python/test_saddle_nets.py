@@ -1,17 +1,12 @@
-"""The saddle-escape study's measuring machinery (examples/saddle_nets.py): the plateau
+"""The saddle-escape study's measuring machinery (examples/saddle_nets.py, examples/saddle_study/): the plateau
 detector on curves with known plateaus, the problems' exact plateau levels, and GD on
 the deep linear network resting on one plateau per singular value of the target."""
-
-import os
-import sys
 
 import pytest
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                "examples"))
-
-import saddle_nets  # noqa: E402
+# examples/ is on the path (pyproject.toml's [tool.pytest.ini_options]), as it is for the scripts there.
+from saddle_study import cli, plateaus, problems, runs
 
 
 def staircase(levels, lengths, noise=0.0):
@@ -31,11 +26,11 @@ def staircase(levels, lengths, noise=0.0):
 def test_plateau_exits_and_lengths_on_a_known_staircase():
     levels = [10.0, 4.0, 1.0, 0.25, 0.0]
     curve = staircase(levels, [100, 250, 40, 300, 50], noise=0.05)
-    exits = saddle_nets.plateau_exits(curve, levels)
+    exits = plateaus.plateau_exits(curve, levels)
     # The midpoint between plateau k and k+1 is crossed within the few steps of each drop.
     for exit, boundary in zip(exits, [100, 350, 390, 690]):
         assert boundary <= exit <= boundary + 5
-    lengths = saddle_nets.plateau_lengths(exits)
+    lengths = plateaus.plateau_lengths(exits)
     assert lengths[0] == exits[0] and lengths[1:] == [b - a for a, b in zip(exits, exits[1:])]
     assert abs(lengths[1] - 250) <= 5 and abs(lengths[3] - 300) <= 5
 
@@ -43,14 +38,14 @@ def test_plateau_exits_and_lengths_on_a_known_staircase():
 def test_a_curve_that_stalls_has_no_later_exits():
     levels = [10.0, 4.0, 1.0, 0.0]
     curve = staircase([10.0, 4.0], [50, 500])  # never leaves the second plateau
-    exits = saddle_nets.plateau_exits(curve, levels)
+    exits = plateaus.plateau_exits(curve, levels)
     assert 50 <= exits[0] <= 55 and exits[1:] == [None, None]
-    assert saddle_nets.plateau_lengths(exits) == [exits[0], None, None]
-    assert saddle_nets.first_below(curve, 0.5) is None
+    assert plateaus.plateau_lengths(exits) == [exits[0], None, None]
+    assert plateaus.first_below(curve, 0.5) is None
 
 
 def test_deep_linear_levels_are_the_truncated_targets_losses():
-    problem = saddle_nets.deep_linear_problem(steps=10)
+    problem = problems.deep_linear_problem(steps=10)
     n = problem.inputs.shape[0]
     # Level k is the loss of the best rank-k map, which is also the saddle's function.
     for k, saddle in enumerate(problem.saddle_outputs):
@@ -60,7 +55,7 @@ def test_deep_linear_levels_are_the_truncated_targets_losses():
 
 
 def test_the_tanh_network_is_the_linear_one_with_tanh_between_layers():
-    linear, tanh = saddle_nets.deep_linear_problem(steps=10), saddle_nets.tanh_problem(steps=10)
+    linear, tanh = problems.deep_linear_problem(steps=10), problems.tanh_problem(steps=10)
     weights = linear.init(seed=3)
     x = linear.inputs
     expected = torch.tanh(torch.tanh(x @ weights[0].t()) @ weights[1].t()) @ weights[2].t()
@@ -79,11 +74,11 @@ def one_thread():
 
 
 def test_gd_on_the_deep_linear_network_rests_on_one_plateau_per_singular_value():
-    problem = saddle_nets.deep_linear_problem(steps=5000)
-    gd = saddle_nets.Method("GD", lambda w, lr, seed: torch.optim.SGD(w, lr=lr))
-    result = saddle_nets.run(problem, gd, lr=1.13, seed=0)
+    problem = problems.deep_linear_problem(steps=5000)
+    gd = runs.Method("GD", lambda w, lr, seed: torch.optim.SGD(w, lr=lr))
+    result = runs.run(problem, gd, lr=1.13, seed=0)
     losses = result["losses"]
-    exits = saddle_nets.plateau_exits(losses, problem.levels)
+    exits = plateaus.plateau_exits(losses, problem.levels)
     assert None not in exits, f"GD left only {sum(e is not None for e in exits)} of {len(exits)} plateaus"
     # Between two exits the loss rests near the plateau's level: at the midpoint step of
     # plateau k (k >= 1), within 10 % of level k.
@@ -91,12 +86,12 @@ def test_gd_on_the_deep_linear_network_rests_on_one_plateau_per_singular_value()
         middle = (exits[k - 1] + exits[k]) // 2
         assert abs(losses[middle] - problem.levels[k]) < 0.1 * problem.levels[k]
     # Plateaus last long: each spans at least 3 % of the run before the next drop.
-    lengths = saddle_nets.plateau_lengths(exits)
+    lengths = plateaus.plateau_lengths(exits)
     assert min(lengths) > 0.03 * exits[-1]
 
 
 def test_quick_study_writes_its_outputs(tmp_path):
-    report = saddle_nets.main(["--quick", "--problems", "dln", "--out", str(tmp_path), "--sigmas", "1",
+    report = cli.main(["--quick", "--problems", "dln", "--out", str(tmp_path), "--sigmas", "1",
                                "--schedules", "random"])
     for name in ("saddle_nets.json", "saddle_nets_summary.csv", "saddle_nets_dln.csv", "saddle_nets_dln.png"):
         assert (tmp_path / name).exists()
