@@ -28,10 +28,11 @@ set(TORCH_MLSGD_OP_SOURCES
 set(TORCH_MLSGD_API_SOURCES
   ${_root}/csrc/api/laplacian_smooth.cpp
   ${_root}/csrc/api/lsgd_step.cpp
+  ${_root}/csrc/api/sharded_laplacian_smooth.cpp
   ${_root}/csrc/optim/group_step.cpp
   ${_root}/csrc/optim/lsgd.cpp
   ${_root}/csrc/optim/mlsgd.cpp
-  ${_root}/csrc/optim/sharded.cpp
+  ${_root}/csrc/optim/smoothing_optimizer.cpp
 )
 
 # The CUDA kernel layer: plain CUDA C++, no torch (plus the torch-free math it shares).

@@ -16,6 +16,14 @@ namespace api {
 
 inline void check_value(const std::string& error) { TORCH_CHECK_VALUE(error.empty(), error); }
 
+// The LSGD hyper-parameters of any options type with LSGDOptions' fields (LSGD,
+// MLSGD, the fused step): the one check of the LibTorch sites.
+template <typename Options>
+void check_lsgd_fields(const Options& o) {
+  check_value(core::lsgd_error(o.lr(), o.sigma(), o.order(), o.momentum(), o.dampening(), o.weight_decay(),
+                               o.nesterov(), o.flatten(), o.backend()));
+}
+
 inline void check_smooth_scalars(double sigma, int64_t order, c10::string_view backend) {
   check_value(core::sigma_error(sigma));
   check_value(core::order_error(order));

@@ -28,8 +28,7 @@ void lsgd_step_(at::TensorList params, at::TensorList grads, at::TensorList mome
   if (params.empty()) {
     return;
   }
-  api::check_value(core::lsgd_error(o.lr(), o.sigma(), o.order(), o.momentum(), o.dampening(), o.weight_decay(),
-                                    o.nesterov(), o.flatten(), o.backend()));
+  api::check_lsgd_fields(o);
   c10::List<bool> fresh;
   for (bool f : fresh_buffers) {
     fresh.push_back(f);

@@ -1,4 +1,7 @@
-// The smoothing op's schemas and its device-independent introspection ops.
+// The smoothing op's schemas and its device-independent introspection ops
+// (the library's root block; every other op defines its schema in a fragment
+// next to its implementation: ops/shard_by_ring.cpp, ops/lsgd_step.cpp,
+// ops/schedule.cpp).
 // Backends live in ops/cpu and ops/cuda and only register kernels; autograd
 // and fake kernels are registered from Python (torch_mlsgd/_meta.py), and
 // LibTorch users get autograd from csrc/api.
@@ -14,11 +17,6 @@ STABLE_TORCH_LIBRARY(mlsgd, m) {
   // The in-place op returns nothing: torch.compile's functionalization takes no
   // custom op whose output aliases an input (the C++ and Python APIs return self).
   m.def("laplacian_smooth_(Tensor(a!) self, float sigma, int order=1, str backend=\"auto\") -> ()");
-  // One shard of a ring split across processes, given the ring elements just
-  // before and after it (see torch_mlsgd.distributed): not differentiable.
-  m.def(
-      "laplacian_smooth_shard(Tensor shard, Tensor left_halo, Tensor right_halo, float sigma, "
-      "int order=1) -> Tensor");
   // The halo length laplacian_smooth_shard needs (the direct route's warm-up);
   // -1 where the direct route cannot take the filter (an order above its
   // maximum, a warm-up beyond its limit): only the FFT route applies.

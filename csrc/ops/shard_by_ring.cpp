@@ -11,6 +11,15 @@
 #include "core/recursive_filter.h"
 #include "ops/smooth_args.h"
 
+// One shard of a ring split across processes, given the ring elements just
+// before and after it (see torch_mlsgd.distributed): not differentiable. The
+// CPU registers a direct kernel (ops/cpu/laplacian_smooth_cpu.cpp).
+STABLE_TORCH_LIBRARY_FRAGMENT(mlsgd, m) {
+  m.def(
+      "laplacian_smooth_shard(Tensor shard, Tensor left_halo, Tensor right_halo, float sigma, "
+      "int order=1) -> Tensor");
+}
+
 namespace torch_mlsgd {
 namespace ops {
 namespace {

@@ -50,7 +50,7 @@ inline void keep_group_options(std::vector<torch::optim::OptimizerParamGroup>& s
 }
 
 // Optimizer::add_param_group with keep_group_options' semantics, after checking
-// the group's own options; for LSGD::add_param_group and MLSGD::add_param_group.
+// the group's own options; for SmoothingOptimizer::add_param_group.
 template <typename Options>
 void add_group_keeping_options(torch::optim::Optimizer& optimizer,
                                std::vector<torch::optim::OptimizerParamGroup>& stored,

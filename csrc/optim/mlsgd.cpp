@@ -74,7 +74,7 @@ LSGDOptions MLSGDOptions::lsgd_options(double sigma) const {
 }
 
 void check_options(const MLSGDOptions& o) {
-  optim_detail::check_lsgd_fields(o);
+  api::check_lsgd_fields(o);
   api::check_value(
       core::schedule_error(o.schedule(), o.sigma(), o.sigma_min(), optional_of(o.sigma_max()), o.period(), o.seed()));
 }
@@ -96,45 +96,10 @@ bool operator==(const MLSGDParamState& lhs, const MLSGDParamState& rhs) {
           torch::equal(lhs.momentum_buffer(), rhs.momentum_buffer()));
 }
 
-MLSGD::MLSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups, MLSGDOptions defaults,
-           c10::intrusive_ptr<c10d::ProcessGroup> process_group)
-    : Optimizer(param_groups, std::make_unique<MLSGDOptions>(defaults)),
-      process_group_(std::move(process_group)) {
-  optim_detail::keep_group_options(param_groups_, param_groups);
-  check_options(defaults);
-  for (const auto& group : param_groups_) {
-    const auto& options = static_cast<const MLSGDOptions&>(group.options());
-    check_options(options);
-    if (process_group_) {
-      optim_detail::check_process_group_options(options.flatten(), "MLSGD");
-    }
-  }
-}
-
-MLSGD::MLSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups, MLSGDOptions defaults)
-    : MLSGD(std::move(param_groups), std::move(defaults), c10::intrusive_ptr<c10d::ProcessGroup>()) {}
-
-MLSGD::MLSGD(std::vector<torch::Tensor> params, MLSGDOptions defaults)
-    : MLSGD({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults), c10::intrusive_ptr<c10d::ProcessGroup>()) {}
-
-MLSGD::MLSGD(std::vector<torch::Tensor> params, MLSGDOptions defaults,
-           c10::intrusive_ptr<c10d::ProcessGroup> process_group)
-    : MLSGD({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults),
-           std::move(process_group)) {}
-
-void MLSGD::add_param_group(const torch::optim::OptimizerParamGroup& param_group) {
-  if (process_group_) {
-    optim_detail::check_process_group_options(
-        static_cast<const MLSGDOptions&>(param_group.has_options() ? param_group.options() : *defaults_).flatten(),
-        "MLSGD");
-  }
-  optim_detail::add_group_keeping_options<MLSGDOptions>(*this, param_groups_, param_group);
-}
-
 torch::Tensor MLSGD::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
   const torch::Tensor loss = optim_detail::evaluate_closure(closure);
-  auto work = optim_detail::checked_gradients<MLSGDOptions>(param_groups_, "MLSGD");
+  auto work = optim_detail::checked_gradients<MLSGDOptions>(param_groups_, kName);
   auto step_of = [&](const torch::Tensor& p) -> int64_t {
     auto it = state_.find(optim_detail::state_key(p));
     return it == state_.end() ? 0 : static_cast<MLSGDParamState&>(*it->second).step();
@@ -192,15 +157,6 @@ torch::Tensor MLSGD::step(LossClosure closure) {
     }
   }
   return loss;
-}
-
-void MLSGD::save(torch::serialize::OutputArchive& archive) const { serialize(*this, archive); }
-
-void MLSGD::load(torch::serialize::InputArchive& archive) {
-  auto saved = optim_detail::read_group_options<MLSGDOptions>(
-      archive, param_groups_.size(), "MLSGD", [](const MLSGDOptions& o) { check_options(o); });
-  serialize(*this, archive);
-  optim_detail::finish_load<MLSGDParamState>(param_groups_, saved, state_);
 }
 
 }  // namespace torch_mlsgd

@@ -1,6 +1,6 @@
 #pragma once
 
-// Hyper-parameter checks and (de)serialization shared by LSGDOptions and
+// (De)serialization shared by LSGDOptions and
 // MLSGDOptions (which have the same LSGD fields), and the loading steps both
 // optimizers add to libtorch's.
 
@@ -20,13 +20,6 @@
 
 namespace torch_mlsgd {
 namespace optim_detail {
-
-// Raises c10::ValueError naming the first invalid LSGD hyper-parameter.
-template <typename Options>
-void check_lsgd_fields(const Options& o) {
-  api::check_value(core::lsgd_error(o.lr(), o.sigma(), o.order(), o.momentum(), o.dampening(), o.weight_decay(),
-                                    o.nesterov(), o.flatten(), o.backend()));
-}
 
 template <typename Options>
 bool lsgd_fields_equal(const Options& a, const Options& b) {

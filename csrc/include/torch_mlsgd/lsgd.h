@@ -2,8 +2,9 @@
 
 // torch_mlsgd::LSGD, a torch::optim::Optimizer for LibTorch training loops.
 
+#include <torch_mlsgd/smoothing_optimizer.h>
+
 #include <torch/arg.h>
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/optim/optimizer.h>
 #include <torch/optim/serialize.h>
 #include <torch/serialize/archive.h>
@@ -67,42 +68,19 @@ struct LSGDParamState : public torch::optim::OptimizerCloneableParamState<LSGDPa
 ///         d = d + momentum * buf if nesterov else buf
 ///     w = w - lr * d
 ///
-/// A parameter group's own LSGDOptions, when it has them, are used whole, on
-/// every libtorch version. Parameters without a gradient are skipped. Every group and gradient is
+/// A parameter group's own LSGDOptions, when it has them, are used whole.
+/// Parameters without a gradient are skipped. Every group and gradient is
 /// checked before any parameter changes, so a bad value throws and changes
-/// nothing. Save and load with torch::save / torch::load.
-class LSGD : public torch::optim::Optimizer {
+/// nothing. Save and load with torch::save / torch::load. Construction,
+/// add_param_group and the process group: see SmoothingOptimizer.
+class LSGD : public SmoothingOptimizer<LSGD, LSGDOptions, LSGDParamState> {
  public:
-  explicit LSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups,
-                LSGDOptions defaults);
-  explicit LSGD(std::vector<torch::Tensor> params, LSGDOptions defaults);
-  /// With a process group: each group's gradients on this rank are its shard
-  /// of one ring spread over the group's ranks in rank order, smoothed exactly
-  /// (sharded_laplacian_smooth; every group needs flatten == "group"), as
-  /// torch_mlsgd.LSGD(..., flatten="group", process_group=pg) does in Python. A
-  /// rank with non-finite gradients makes every rank throw before any change.
-  explicit LSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups, LSGDOptions defaults,
-                c10::intrusive_ptr<c10d::ProcessGroup> process_group);
-  explicit LSGD(std::vector<torch::Tensor> params, LSGDOptions defaults,
-                c10::intrusive_ptr<c10d::ProcessGroup> process_group);
+  static constexpr const char* kName = "LSGD";
+  using SmoothingOptimizer::SmoothingOptimizer;
 
   torch::Tensor step(LossClosure closure = nullptr) override;
-
-  /// Adds a group whose own options, when it has them, are used whole (as on
-  /// libtorch 1.x; libtorch 2.x's Optimizer::add_param_group would replace a
-  /// third-party optimizer's group options by the defaults).
-  void add_param_group(const torch::optim::OptimizerParamGroup& param_group);
-
-  void save(torch::serialize::OutputArchive& archive) const override;
-  void load(torch::serialize::InputArchive& archive) override;
-
- private:
-  template <typename Self, typename Archive>
-  static void serialize(Self& self, Archive& archive) {
-    _TORCH_OPTIM_SERIALIZE_WITH_TEMPLATE_ARG(LSGD);
-  }
-
-  c10::intrusive_ptr<c10d::ProcessGroup> process_group_;
 };
+
+extern template class SmoothingOptimizer<LSGD, LSGDOptions, LSGDParamState>;
 
 }  // namespace torch_mlsgd

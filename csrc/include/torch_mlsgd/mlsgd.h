@@ -6,7 +6,6 @@
 
 #include <c10/util/Optional.h>
 #include <torch/arg.h>
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/optim/optimizer.h>
 #include <torch/optim/serialize.h>
 #include <torch/serialize/archive.h>
@@ -76,40 +75,17 @@ struct MLSGDParamState : public torch::optim::OptimizerCloneableParamState<MLSGD
 /// Modified LSGD: each step is an LSGD step (see torch_mlsgd::LSGD) whose
 /// sigma is the schedule's sigma_k, k the parameter's step count. With
 /// flatten == "group" the group's ring uses the step count of its first
-/// parameter with a gradient. See docs/saddles.md for
-/// what the default random schedule does and does not achieve.
-class MLSGD : public torch::optim::Optimizer {
+/// parameter with a gradient. See docs/saddles.md for what the default random
+/// schedule does and does not achieve. Construction, add_param_group and the
+/// process group: see SmoothingOptimizer.
+class MLSGD : public SmoothingOptimizer<MLSGD, MLSGDOptions, MLSGDParamState> {
  public:
-  explicit MLSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups,
-                 MLSGDOptions defaults);
-  explicit MLSGD(std::vector<torch::Tensor> params, MLSGDOptions defaults);
-  /// With a process group: each group's gradients on this rank are its shard
-  /// of one ring spread over the group's ranks in rank order, smoothed exactly
-  /// (sharded_laplacian_smooth; every group needs flatten == "group"), as
-  /// torch_mlsgd.MLSGD(..., flatten="group", process_group=pg) does in Python. A
-  /// rank with non-finite gradients makes every rank throw before any change.
-  explicit MLSGD(std::vector<torch::optim::OptimizerParamGroup> param_groups, MLSGDOptions defaults,
-                c10::intrusive_ptr<c10d::ProcessGroup> process_group);
-  explicit MLSGD(std::vector<torch::Tensor> params, MLSGDOptions defaults,
-                c10::intrusive_ptr<c10d::ProcessGroup> process_group);
+  static constexpr const char* kName = "MLSGD";
+  using SmoothingOptimizer::SmoothingOptimizer;
 
   torch::Tensor step(LossClosure closure = nullptr) override;
-
-  /// Adds a group whose own options, when it has them, are used whole (as on
-  /// libtorch 1.x; libtorch 2.x's Optimizer::add_param_group would replace a
-  /// third-party optimizer's group options by the defaults).
-  void add_param_group(const torch::optim::OptimizerParamGroup& param_group);
-
-  void save(torch::serialize::OutputArchive& archive) const override;
-  void load(torch::serialize::InputArchive& archive) override;
-
- private:
-  template <typename Self, typename Archive>
-  static void serialize(Self& self, Archive& archive) {
-    _TORCH_OPTIM_SERIALIZE_WITH_TEMPLATE_ARG(MLSGD);
-  }
-
-  c10::intrusive_ptr<c10d::ProcessGroup> process_group_;
 };
+
+extern template class SmoothingOptimizer<MLSGD, MLSGDOptions, MLSGDParamState>;
 
 }  // namespace torch_mlsgd
