@@ -8,7 +8,6 @@
 #include <torch/torch.h>
 #include <torch_mlsgd/torch_mlsgd.h>
 
-#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -16,16 +15,7 @@ namespace {
 
 using torch_mlsgd::LSGD;
 using torch_mlsgd::LSGDOptions;
-using torch_mlsgd::testing::smooth_gradients;
-
-// A deterministic, nonlinear gradient field: the step depends on the parameters.
-torch::Tensor gradient_of(const torch::Tensor& p) { return torch::sin(3.0 * p) + 0.5 * p; }
-
-void set_gradients(const std::vector<torch::Tensor>& params) {
-  for (const auto& p : params) {
-    p.mutable_grad() = gradient_of(p.detach());
-  }
-}
+using namespace torch_mlsgd::testing;  // reference.h: the references and the helpers
 
 // The update rule written out from docs/design.md §3, with the float64 FFT reference.
 struct ReferenceLSGD {
@@ -135,7 +125,7 @@ TEST(LSGD, FusedStepMatchesTheReferenceOnLargeTensors) {
       }
       const double tol = dtype == torch::kDouble ? 1e-11 : 2e-5;
       for (size_t i = 0; i < params.size(); ++i) {
-        EXPECT_LT(torch_mlsgd::testing::relative_error(params[i], reference.params[i]), tol)
+        EXPECT_LT(relative_error(params[i], reference.params[i]), tol)
             << "param " << i;
       }
     }
@@ -148,12 +138,7 @@ TEST(LSGD, SigmaZeroIsTorchSGD) {
   LSGD lsgd(params, LSGDOptions(0.1).sigma(0.0).momentum(0.9).nesterov(true).weight_decay(0.1));
   torch::optim::SGD sgd(
       sgd_params, torch::optim::SGDOptions(0.1).momentum(0.9).nesterov(true).weight_decay(0.1));
-  for (int step = 0; step < 5; ++step) {
-    set_gradients(params);
-    set_gradients(sgd_params);
-    lsgd.step();
-    sgd.step();
-  }
+  step_side_by_side(lsgd, sgd, params, sgd_params, 5);
   for (size_t i = 0; i < params.size(); ++i) {
     EXPECT_TRUE(torch::allclose(params[i], sgd_params[i], 1e-13, 1e-13));
   }
@@ -230,33 +215,8 @@ TEST(LSGD, OptionsAreChainableComparableAndScheduled) {
 TEST(LSGD, CheckpointsResumeBitForBit) {
   for (const auto& options : {LSGDOptions(0.05).momentum(0.9).sigma(2.0),
                               LSGDOptions(0.05).momentum(0.9).nesterov(true).flatten("group")}) {
-    auto params = make_params();
-    LSGD optimizer(params, options);
-    for (int step = 0; step < 3; ++step) {
-      set_gradients(params);
-      optimizer.step();
-    }
-    const std::string path = ::testing::TempDir() + "lsgd_checkpoint.pt";
-    torch::save(optimizer, path);
-
-    std::vector<torch::Tensor> resumed_params;
-    for (const auto& p : params) {
-      resumed_params.push_back(p.detach().clone().requires_grad_(true));
-    }
-    LSGD resumed(resumed_params, LSGDOptions(123.0));  // options come from the file
-    torch::load(resumed, path);
-    std::remove(path.c_str());
-    EXPECT_TRUE(static_cast<const LSGDOptions&>(resumed.param_groups()[0].options()) == options);
-
-    for (int step = 0; step < 3; ++step) {
-      set_gradients(params);
-      set_gradients(resumed_params);
-      optimizer.step();
-      resumed.step();
-    }
-    for (size_t i = 0; i < params.size(); ++i) {
-      EXPECT_TRUE(torch::equal(params[i], resumed_params[i]));
-    }
+    SCOPED_TRACE(describe(options));
+    expect_checkpoint_resumes_bit_for_bit<LSGD>(make_params(), options, LSGDOptions(123.0), "lsgd_checkpoint.pt");
   }
 }
 
@@ -265,42 +225,18 @@ TEST(LSGD, CheckpointsResumeBitForBit) {
 TEST(LSGD, CheckpointsLoadIntoAnotherDtype) {
   auto params = make_params();
   LSGD optimizer(params, LSGDOptions(0.05).momentum(0.9));
-  for (int step = 0; step < 2; ++step) {
-    set_gradients(params);
-    optimizer.step();
-  }
-  const std::string path = ::testing::TempDir() + "lsgd_dtype_checkpoint.pt";
-  torch::save(optimizer, path);
-  std::vector<torch::Tensor> floats;
-  for (const auto& p : params) {
-    floats.push_back(p.detach().to(torch::kFloat).requires_grad_(true));
-  }
+  train(optimizer, params, 2);
+  const std::vector<torch::Tensor> floats = copies_of(params, torch::kFloat);
   LSGD resumed(floats, LSGDOptions(1.0));
-  torch::load(resumed, path);
-  std::remove(path.c_str());
+  save_and_load(optimizer, resumed, "lsgd_dtype_checkpoint.pt");
   for (const auto& p : floats) {
     const auto& state = static_cast<torch_mlsgd::LSGDParamState&>(
         *resumed.state().at(torch_mlsgd::optim_detail::state_key(p)));
     EXPECT_EQ(state.momentum_buffer().scalar_type(), torch::kFloat);
   }
-  for (int step = 0; step < 2; ++step) {
-    set_gradients(params);
-    set_gradients(floats);
-    optimizer.step();
-    resumed.step();
-  }
+  step_side_by_side(optimizer, resumed, params, floats, 2);
   for (size_t i = 0; i < params.size(); ++i) {
     EXPECT_TRUE(torch::allclose(floats[i].to(torch::kDouble), params[i], 1e-5, 1e-5));
-  }
-}
-
-template <typename F>
-void expect_value_error(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "expected a ValueError mentioning '" << needle << "'";
-  } catch (const c10::ValueError& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
   }
 }
 
@@ -325,24 +261,17 @@ TEST(LSGD, ABadGroupOrGradientChangesNothing) {
   groups.emplace_back(std::vector<torch::Tensor>{params[1], params[2]});
   LSGD optimizer(groups, LSGDOptions(0.1).momentum(0.9));
   set_gradients(params);
-  std::vector<torch::Tensor> before;
-  for (const auto& p : params) {
-    before.push_back(p.detach().clone());
-  }
+  const std::vector<torch::Tensor> before = copies_of(params);
   // A scheduler or user sets a bad value on the second group only.
   static_cast<LSGDOptions&>(optimizer.param_groups()[1].options()).sigma(-2.0);
   expect_value_error([&] { optimizer.step(); }, "Invalid sigma value: -2");
-  for (size_t i = 0; i < params.size(); ++i) {
-    EXPECT_TRUE(torch::equal(params[i], before[i]));
-  }
+  EXPECT_TRUE(all_equal(params, before));
   EXPECT_TRUE(optimizer.state().empty());
 
   static_cast<LSGDOptions&>(optimizer.param_groups()[1].options()).sigma(1.0);
   params[2].mutable_grad() = torch::zeros({1}, torch::kComplexDouble);
   EXPECT_THROW(optimizer.step(), c10::Error);
-  for (size_t i = 0; i < params.size(); ++i) {
-    EXPECT_TRUE(torch::equal(params[i], before[i]));
-  }
+  EXPECT_TRUE(all_equal(params, before));
 }
 
 // The direct route's limits are checked for every group before any steps: the
@@ -355,19 +284,14 @@ TEST(LSGD, AGroupTheDirectRouteRefusesChangesNoOtherGroup) {
                       std::make_unique<LSGDOptions>(LSGDOptions(0.1).order(65).backend("direct")));
   LSGD optimizer(groups, LSGDOptions(0.1).momentum(0.9));
   set_gradients(params);
-  std::vector<torch::Tensor> before;
-  for (const auto& p : params) {
-    before.push_back(p.detach().clone());
-  }
+  const std::vector<torch::Tensor> before = copies_of(params);
   try {
     optimizer.step();
     ADD_FAILURE() << "order 65 on the direct route was not refused";
   } catch (const c10::Error& error) {
     EXPECT_NE(std::string(error.what()).find("orders up to 64"), std::string::npos) << error.what();
   }
-  for (size_t i = 0; i < params.size(); ++i) {
-    EXPECT_TRUE(torch::equal(params[i], before[i]));
-  }
+  EXPECT_TRUE(all_equal(params, before));
   EXPECT_TRUE(optimizer.state().empty());
 }
 

@@ -10,7 +10,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <limits>
 #include <string>
 #include <vector>
@@ -21,6 +20,7 @@ using torch_mlsgd::LSGD;
 using torch_mlsgd::LSGDOptions;
 using torch_mlsgd::MLSGD;
 using torch_mlsgd::MLSGDOptions;
+using namespace torch_mlsgd::testing;  // reference.h: the references and the helpers
 
 // MLSGD's random draw in [0, 1), written here from the generator's definition
 // (core/sigma_schedule.h: splitmix64's output function, Steele, Lea and Flood
@@ -54,12 +54,6 @@ std::vector<torch::Tensor> make_params() {
   torch::manual_seed(21);
   return {torch::randn({40, 30}, torch::kDouble).requires_grad_(true),
           torch::randn({17}, torch::kDouble).requires_grad_(true)};
-}
-
-void set_gradients(const std::vector<torch::Tensor>& params) {
-  for (const auto& p : params) {
-    p.mutable_grad() = torch::sin(3.0 * p.detach()) + 0.5 * p.detach();
-  }
 }
 
 TEST(MLSGD, SchedulesFollowTheirFormulas) {
@@ -115,7 +109,6 @@ TEST(MLSGD, RandomScheduleIsTheDocumentedGenerator) {
 // (reference.h), SGD momentum written out and sigma_k from reference_sigma, not
 // the library's step or schedule.
 TEST(MLSGD, StepsAreLSGDStepsWithTheScheduledSigma) {
-  using torch_mlsgd::testing::smooth_gradients;
   for (const char* schedule : {"random", "cyclic", "decay"}) {
     for (const char* flatten : {"tensor", "group"}) {
       SCOPED_TRACE(std::string(schedule) + " " + flatten);
@@ -182,62 +175,26 @@ TEST(MLSGD, ConstantScheduleIsLSGD) {
   auto lsgd_params = make_params();
   MLSGD mlsgd(params, MLSGDOptions(0.05).sigma(1.5).momentum(0.9).nesterov(true).schedule("constant"));
   LSGD lsgd(lsgd_params, LSGDOptions(0.05).sigma(1.5).momentum(0.9).nesterov(true));
-  for (int step = 0; step < 4; ++step) {
-    set_gradients(params);
-    set_gradients(lsgd_params);
-    mlsgd.step();
-    lsgd.step();
-  }
-  for (size_t i = 0; i < params.size(); ++i) {
-    EXPECT_TRUE(torch::equal(params[i], lsgd_params[i]));
-  }
+  step_side_by_side(mlsgd, lsgd, params, lsgd_params, 4);
+  EXPECT_TRUE(all_equal(params, lsgd_params));
 }
 
 TEST(MLSGD, CheckpointsResumeTheSameSequence) {
-  auto params = make_params();
-  const auto options = MLSGDOptions(0.05).momentum(0.9).seed(5).sigma_max(3.0);
-  MLSGD optimizer(params, options);
-  for (int step = 0; step < 3; ++step) {
-    set_gradients(params);
-    optimizer.step();
-  }
-  const std::string path = ::testing::TempDir() + "mlsgd_checkpoint.pt";
-  torch::save(optimizer, path);
-  std::vector<torch::Tensor> resumed_params;
-  for (const auto& p : params) {
-    resumed_params.push_back(p.detach().clone().requires_grad_(true));
-  }
-  MLSGD resumed(resumed_params, MLSGDOptions(9.0));
-  torch::load(resumed, path);
-  std::remove(path.c_str());
-  EXPECT_TRUE(static_cast<const MLSGDOptions&>(resumed.param_groups()[0].options()) == options);
-  for (int step = 0; step < 3; ++step) {
-    set_gradients(params);
-    set_gradients(resumed_params);
-    optimizer.step();
-    resumed.step();
-  }
-  for (size_t i = 0; i < params.size(); ++i) {
-    EXPECT_TRUE(torch::equal(params[i], resumed_params[i]));
-  }
+  expect_checkpoint_resumes_bit_for_bit<MLSGD>(make_params(), MLSGDOptions(0.05).momentum(0.9).seed(5).sigma_max(3.0),
+                                               MLSGDOptions(9.0), "mlsgd_checkpoint.pt");
 }
 
 TEST(MLSGD, BadSchedulesRaise) {
   auto params = make_params();
-  auto expect_value_error = [&](const MLSGDOptions& options, const std::string& needle) {
-    try {
-      MLSGD optimizer(params, options);
-      ADD_FAILURE() << "expected a ValueError mentioning " << needle;
-    } catch (const c10::ValueError& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
+  auto expect_refused = [&](const MLSGDOptions& options, const std::string& needle) {
+    expect_value_error([&] { MLSGD(params, options); }, needle);
   };
-  expect_value_error(MLSGDOptions(0.1).schedule("noisy"), "Invalid schedule: 'noisy'");
-  expect_value_error(MLSGDOptions(0.1).sigma_min(-1), "Invalid sigma_min value: -1");
-  expect_value_error(MLSGDOptions(0.1).sigma_min(3).sigma_max(1.0), "Invalid sigma_max value: 1");
-  expect_value_error(MLSGDOptions(0.1).period(0), "Invalid period value: 0");
-  expect_value_error(MLSGDOptions(0.1).seed(-2), "Invalid seed value: -2");
-  expect_value_error(MLSGDOptions(-0.1), "Invalid learning rate: -0.1");
+  expect_refused(MLSGDOptions(0.1).schedule("noisy"), "Invalid schedule: 'noisy'");
+  expect_refused(MLSGDOptions(0.1).sigma_min(-1), "Invalid sigma_min value: -1");
+  expect_refused(MLSGDOptions(0.1).sigma_min(3).sigma_max(1.0), "Invalid sigma_max value: 1");
+  expect_refused(MLSGDOptions(0.1).period(0), "Invalid period value: 0");
+  expect_refused(MLSGDOptions(0.1).seed(-2), "Invalid seed value: -2");
+  expect_refused(MLSGDOptions(-0.1), "Invalid learning rate: -0.1");
 }
 
 }  // namespace
