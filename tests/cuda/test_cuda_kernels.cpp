@@ -212,6 +212,19 @@ class CudaKernels : public ::testing::Test {
 
 const std::vector<int64_t> kSizes = {2, 3, 100, 1000, 8224, 3 * 8224 + 17, 100003};
 
+// A random ring of n elements (from `seed`) smoothed by the direct route with
+// the filter f made for (sigma, order): S(v) to `tol` (smooths).
+template <typename T>
+void expect_direct_route_smooths(int64_t n, unsigned seed, const kernels::DeviceFilter& f, double sigma,
+                                 int64_t order, double tol) {
+  const auto v = random_vector(n, seed);
+  DeviceArray<T> in(v), out(static_cast<size_t>(n));
+  const kernels::SmoothRing<T> ring{in.get(), out.get(), n};
+  CUDA_OK(kernels::direct_smooth(&ring, 1, f, nullptr));
+  CUDA_OK(cudaDeviceSynchronize());
+  EXPECT_TRUE(smooths(out.download(), v, sigma, order, tol));
+}
+
 template <typename T>
 void check_direct(double tol) {
   for (int64_t n : kSizes) {
@@ -219,15 +232,10 @@ void check_direct(double tol) {
       for (double sigma : {0.5, 1.0, 30.0}) {
         SCOPED_TRACE("n=" + std::to_string(n) + " order=" + std::to_string(order) +
                      " sigma=" + std::to_string(sigma));
-        const auto v = random_vector(n, 1);
         kernels::DeviceFilter f;
         ASSERT_TRUE(kernels::make_device_filter(make_recursive_filter(sigma, order, 1e-17), sizeof(T),
                                                 shared_limit(), &f));
-        DeviceArray<T> in(v), out(static_cast<size_t>(n));
-        const kernels::SmoothRing<T> ring{in.get(), out.get(), n};
-        CUDA_OK(kernels::direct_smooth(&ring, 1, f, nullptr));
-        CUDA_OK(cudaDeviceSynchronize());
-        EXPECT_TRUE(smooths(out.download(), v, sigma, order, tol));
+        ASSERT_NO_FATAL_FAILURE(expect_direct_route_smooths<T>(n, 1, f, sigma, order, tol));
       }
     }
   }
@@ -355,12 +363,7 @@ void check_orders_and_long_warmups(double tol) {
       for (int64_t n : {int64_t{700}, 2 * kernels::kBlockRange + 5, int64_t{100003}}) {
         SCOPED_TRACE("order=" + std::to_string(order) + " sigma=" + std::to_string(sigma) + " n=" +
                      std::to_string(n) + " warmup=" + std::to_string(f.warmup));
-        const auto v = random_vector(n, 7);
-        DeviceArray<T> in(v), out(static_cast<size_t>(n));
-        const kernels::SmoothRing<T> ring{in.get(), out.get(), n};
-        CUDA_OK(kernels::direct_smooth(&ring, 1, f, nullptr));
-        CUDA_OK(cudaDeviceSynchronize());
-        EXPECT_TRUE(smooths(out.download(), v, sigma, order, tol));
+        ASSERT_NO_FATAL_FAILURE(expect_direct_route_smooths<T>(n, 7, f, sigma, order, tol));
       }
     }
   }
