@@ -4,7 +4,7 @@ When each rank holds pieces of a vector, smoothing every piece on its own silent
 changes the method: the ring is the whole vector. The functions here smooth the global
 ring exactly while exchanging only halos: the direct route needs the
 ``mlsgd::direct_warmup(sigma, order, dtype)`` ring elements on each side of a piece
-(docs/design.md §2), so every rank contributes the first and last ``warmup`` elements
+(docs/design.md §2, §4), so every rank contributes the first and last ``warmup`` elements
 of its pieces to one all-gather and then smooths its own pieces alone
 (``mlsgd::laplacian_smooth_shard``). Pieces shorter than the warm-up take their halos from
 several neighbours; a ring shorter than the warm-up wraps around, as in one process.
@@ -231,6 +231,44 @@ def sharded_laplacian_smooth(shard: Tensor, sigma: float, order: int = 1, *, gro
 
 
 # ------------------------------------------------------------------ DTensor --
+
+_PLAIN = (torch.Tensor, torch.nn.Parameter)  # types that cannot be shards of a larger tensor
+
+
+def local_shard(t: Optional[Tensor]) -> Optional[Tensor]:
+    """A DTensor's local shard (a view: updating it updates the DTensor), else `t`."""
+    return t.to_local() if t is not None and type(t) not in _PLAIN and hasattr(t, "to_local") else t
+
+
+def like_param(buffer: Tensor, param: Tensor) -> Tensor:
+    """A new momentum buffer computed on `param`'s local shard, as a DTensor laid out like
+    `param` when it is one (optimizer state of DTensor parameters is DTensors)."""
+    if type(param) in _PLAIN or not hasattr(param, "device_mesh"):
+        return buffer
+    from torch.distributed.tensor import DTensor
+
+    return DTensor.from_local(buffer, param.device_mesh, param.placements, run_check=False, shape=param.shape,
+                              stride=param.stride())
+
+
+def check_not_sharded(p: Tensor, flatten: str, process_group: Optional[Any]) -> None:
+    """Refuses parameters that are shards of a larger tensor where the optimizer cannot
+    smooth their ring exactly: smoothing each shard alone would silently change the method."""
+    kind = type(p).__name__
+    if kind == "DTensor":
+        if process_group is not None:
+            raise ValueError("process_group= is for plain tensors that are shards of a ring; DTensor parameters "
+                             "carry their own device mesh: drop process_group=")
+        dtensor_piece(p)  # raises for placements LSGD cannot smooth exactly
+        return
+    if kind == "FlatParameter" and (flatten != "group" or process_group is None):
+        raise ValueError(
+            "LSGD got an FSDP FlatParameter, a per-rank shard of many parameters; smoothing it alone changes the "
+            "method. Pass flatten='group' and process_group=<the FSDP process group> to smooth the global flat "
+            "parameter as one ring (FSDP's padding then joins the ring), or use FSDP(use_orig_params=True) "
+            "with a group per original parameter."
+        )
+
 
 def dtensor_piece(p: Tensor) -> Optional[Tuple[Layout, Any]]:
     """For a DTensor parameter: its flattened global ring's layout over the ranks of its

@@ -102,23 +102,16 @@ class LSGD(Optimizer):
         _check_implementation(foreach, fused, differentiable)
         _check_process_group(process_group, flatten)
         self._process_group = process_group
-        defaults = dict(
-            lr=lr,
-            sigma=sigma,
-            order=order,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            maximize=maximize,
-            flatten=flatten,
-            backend=backend,
-            foreach=foreach,
-            differentiable=differentiable,
-            fused=fused,
-        )
+        defaults = dict(lr=lr, sigma=sigma, order=order, momentum=momentum, dampening=dampening,
+                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize, flatten=flatten,
+                        backend=backend, foreach=foreach, differentiable=differentiable, fused=fused,
+                        **self._more_defaults())
         self._check_hyperparameters(defaults)
         super().__init__(params, defaults)
+
+    def _more_defaults(self) -> Dict[str, Any]:
+        """A subclass's own hyper-parameters, added to LSGD's defaults (see MLSGD)."""
+        return {}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         super().__setstate__(state)
@@ -142,7 +135,9 @@ class LSGD(Optimizer):
         state = self.state
         for p in group["params"]:
             if type(p) not in _PLAIN_TENSORS:  # subclasses may be shards (DTensor, FlatParameter)
-                _check_not_sharded(p, group, self._process_group)
+                from .distributed import check_not_sharded
+
+                check_not_sharded(p, group["flatten"], self._process_group)
             grad = p.grad
             if grad is None:
                 continue
@@ -216,7 +211,9 @@ class LSGD(Optimizer):
         """The step implementation on (the local shards of) `params`; new momentum
         buffers go into `momentum_buffers` and the state."""
         plain = all(type(p) in _PLAIN_TENSORS for p in params)
-        buffers = momentum_buffers if plain else [_local(b) for b in momentum_buffers]
+        if not plain:
+            from .distributed import like_param, local_shard
+        buffers = momentum_buffers if plain else [local_shard(b) for b in momentum_buffers]
         fresh = [i for i, buf in enumerate(buffers) if buf is None]
         if not isinstance(sigma, Tensor) and sigma == 0 and plain and self._process_group is None:
             # No smoothing: torch's own SGD step, with the same arguments (the sharded
@@ -226,14 +223,14 @@ class LSGD(Optimizer):
             implementation = _single_tensor_lsgd  # plain tensor ops, under autograd
         else:
             implementation = _implementation(group["foreach"], group["fused"])
-        implementation(params if plain else [_local(p) for p in params],
-                       grads if plain else [_local(g) for g in grads], buffers, lr=group["lr"], sigma=sigma,
+        implementation(params if plain else [local_shard(p) for p in params],
+                       grads if plain else [local_shard(g) for g in grads], buffers, lr=group["lr"], sigma=sigma,
                        order=group["order"], momentum=group["momentum"], dampening=group["dampening"],
                        weight_decay=group["weight_decay"], nesterov=group["nesterov"], maximize=group["maximize"],
                        flatten=group["flatten"], backend=group["backend"])
         if group["momentum"] != 0:
             for i in fresh:  # the others were updated in place
-                momentum_buffers[i] = buffers[i] if plain else _like_param(buffers[i], params[i])
+                momentum_buffers[i] = buffers[i] if plain else like_param(buffers[i], params[i])
                 self.state[params[i]]["momentum_buffer"] = momentum_buffers[i]
 
     def _refuse_gradient(self, grad: Tensor) -> None:
@@ -303,7 +300,7 @@ class LSGD(Optimizer):
                 self._step_group(group, params, grads, momentum_buffers, sigmas)
 
 
-# Parameter types that cannot be shards of a larger tensor (see _check_not_sharded).
+# Parameter types that cannot be shards of a larger tensor (see distributed.check_not_sharded).
 _PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 # Gradient dtypes LSGD smooths (half precision in float32).
 _SMOOTHABLE_DTYPES = frozenset((torch.float16, torch.bfloat16, torch.float32, torch.float64))
@@ -316,46 +313,9 @@ def _typed(values: Any) -> tuple:
     return tuple((type(v), id(v), v._version) if isinstance(v, Tensor) else (type(v), v) for v in values)
 
 
-def _local(t: Optional[Tensor]) -> Optional[Tensor]:
-    """A DTensor's local shard (a view: updating it updates the DTensor), else `t`."""
-    return t.to_local() if t is not None and type(t) not in _PLAIN_TENSORS and hasattr(t, "to_local") else t
-
-
-def _like_param(buffer: Tensor, param: Tensor) -> Tensor:
-    """A new momentum buffer computed on `param`'s local shard, as a DTensor laid out like
-    `param` when it is one (optimizer state of DTensor parameters is DTensors)."""
-    if type(param) in _PLAIN_TENSORS or not hasattr(param, "device_mesh"):
-        return buffer
-    from torch.distributed.tensor import DTensor
-
-    return DTensor.from_local(buffer, param.device_mesh, param.placements, run_check=False, shape=param.shape,
-                              stride=param.stride())
-
-
 def _check_process_group(process_group: Optional[Any], flatten: str) -> None:
     if process_group is not None and flatten != "group":
         raise ValueError("process_group needs flatten='group': the group's gradients form this rank's shard")
-
-
-def _check_not_sharded(p: Tensor, group: Dict[str, Any], process_group: Optional[Any]) -> None:
-    """Refuses parameters that are shards of a larger tensor, where smoothing each shard
-    alone would silently change the method."""
-    kind = type(p).__name__
-    if kind == "DTensor":
-        if process_group is not None:
-            raise ValueError("process_group= is for plain tensors that are shards of a ring; DTensor parameters "
-                             "carry their own device mesh: drop process_group=")
-        from .distributed import dtensor_piece
-
-        dtensor_piece(p)  # raises for placements LSGD cannot smooth exactly
-        return
-    if kind == "FlatParameter" and (group["flatten"] != "group" or process_group is None):
-        raise ValueError(
-            "LSGD got an FSDP FlatParameter, a per-rank shard of many parameters; smoothing it alone changes the "
-            "method. Pass flatten='group' and process_group=<the FSDP process group> to smooth the global flat "
-            "parameter as one ring (FSDP's padding then joins the ring), or use FSDP(use_orig_params=True) "
-            "with a group per original parameter."
-        )
 
 
 def _scalar(value: Any) -> float:

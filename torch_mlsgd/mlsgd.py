@@ -6,10 +6,9 @@ from typing import Any, Dict, List, Optional
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
 from ._validation import check_lsgd_hyperparameters
-from .lsgd import _PLAIN_TENSORS, LSGD, _check_implementation, _check_process_group, _fused_lsgd, _implementation
+from .lsgd import _PLAIN_TENSORS, LSGD, _fused_lsgd, _implementation
 
 __all__ = ["MLSGD", "scheduled_sigma", "SCHEDULES"]
 
@@ -125,15 +124,13 @@ class MLSGD(LSGD):
         seed: int = 0,
         process_group: Optional[Any] = None,
     ):
-        _check_implementation(foreach, fused, differentiable)
-        _check_process_group(process_group, flatten)
-        self._process_group = process_group
-        defaults = dict(lr=lr, sigma=sigma, order=order, momentum=momentum, dampening=dampening,
-                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize, flatten=flatten,
-                        backend=backend, foreach=foreach, differentiable=differentiable, fused=fused,
-                        schedule=schedule, sigma_min=sigma_min, sigma_max=sigma_max, period=period, seed=seed)
-        self._check_hyperparameters(defaults)
-        Optimizer.__init__(self, params, defaults)
+        self._schedule = dict(schedule=schedule, sigma_min=sigma_min, sigma_max=sigma_max, period=period, seed=seed)
+        super().__init__(params, lr, momentum, dampening, weight_decay, nesterov, sigma=sigma, order=order,
+                         maximize=maximize, foreach=foreach, differentiable=differentiable, fused=fused,
+                         flatten=flatten, backend=backend, process_group=process_group)
+
+    def _more_defaults(self) -> Dict[str, Any]:
+        return self._schedule
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         super().__setstate__(state)
