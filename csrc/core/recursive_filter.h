@@ -40,8 +40,8 @@ struct RecursiveFilter {
   // state equals the periodic one to the requested tolerance, relative to the
   // output (see make_recursive_filter). May exceed the ring length: a warm-up
   // then wraps around the ring, which converges to the exact periodic start.
-  // -1 when it would exceed kMaxWarmup: a pole so close to 1 (sigma around
-  // 1e12 and beyond at order 1) that only the FFT route can apply the filter.
+  // -1 when it would exceed kMaxWarmup: a pole so close to 1 (sigma beyond
+  // about 3e9 in float64, 5e9 in float32, at order 1) that only the FFT route can apply the filter.
   int64_t warmup = 0;
   // Largest pole modulus, max_m |r_m| (0 for the identity).
   double pole_radius = 0.0;

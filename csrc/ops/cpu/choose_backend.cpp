@@ -19,7 +19,7 @@ SmoothBackend choose_backend(SmoothBackend requested, int64_t n,
   if (requested != SmoothBackend::Auto) {
     check(requested != SmoothBackend::Direct || direct_supports(filter),
                       "laplacian_smooth: the direct backend supports orders up to ",
-                      kMaxDirectOrder, " and sigma up to about 1e11 (order 1; its warm-up would "
+                      kMaxDirectOrder, " and sigma up to about 3e9 in float64, 5e9 in float32 (order 1; its warm-up would "
                       "exceed ", core::kMaxWarmup, " elements); use backend='fft' or 'auto'");
     return requested;
   }

@@ -75,7 +75,7 @@ inline bool use_direct(SmoothBackend requested, const core::RecursiveFilter& fil
   if (requested == SmoothBackend::Direct) {
     check(filter.warmup >= 0, "laplacian_smooth: the direct backend supports orders up to ",
           2 * torch_mlsgd::cuda::kMaxSections, " on CUDA and warm-ups up to ", core::kMaxWarmup,
-          " elements (sigma up to about 1e11 at order 1); use backend='fft' or 'auto'");
+          " elements (sigma up to about 3e9 in float64, 5e9 in float32, at order 1); use backend='fft' or 'auto'");
     check(fits, "laplacian_smooth: on CUDA the direct backend supports orders up to ",
           2 * torch_mlsgd::cuda::kMaxSections, " and warm-ups whose block fits shared memory (this filter needs ",
           torch_mlsgd::cuda::direct_shared_bytes(filter.warmup, element_bytes), " bytes; device ", device,
