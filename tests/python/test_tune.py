@@ -306,3 +306,36 @@ def test_report_prints_and_merges_earlier_runs_without_running_anything(tmp_path
         cli.main(["--report", str(tmp_path / "other.json")])
     with pytest.raises(SystemExit, match="cannot read results"):
         cli.main(["--report", str(tmp_path / "missing")])
+
+
+def test_demo_retrains_the_committed_studys_validation_picks_and_scores_them_on_test(monkeypatch):
+    import demo
+
+    study_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs",
+                             "study")
+    result = demo.study_picks(study_dir)
+    picks = {row["optimizer"]: row["config"] for row in result["summary"]}
+    assert set(picks) == set(training.OPTIMIZERS)
+    calls = []
+
+    class Recording:
+        """Stands in for the LeNet regime: records what it is asked to train, trains nothing."""
+
+        def __init__(self, name, data, base, description, progress):
+            self.base = base
+
+        def run(self, optimizer, config, seed, split):
+            calls.append((optimizer, dict(config), seed, split, self.base.epochs, self.base.batch_size))
+            epoch = dict(epoch=3, train_loss=0.3, eval_loss=0.3 + seed / 100, eval_accuracy=0.88 - seed / 100,
+                         seconds=1.0, step_ms=0.1, loss_curve=[0.3])
+            return dict(epochs=[epoch], diverged=False, info={})
+
+    monkeypatch.setattr(demo, "FashionData", lambda data_dir: None)
+    monkeypatch.setattr(demo, "FashionRegime", Recording)
+    rows = demo.run_demo(result, [0, 1], "unused")
+    # Every pick, from every seed, at the study's sizes, scored on the test split only.
+    assert sorted((c[0], c[2]) for c in calls) == sorted((name, seed) for name in picks for seed in (0, 1))
+    assert all(c[1] == picks[c[0]] and c[3] == "test" and c[4:] == (3, 128) for c in calls)
+    assert rows[0]["accuracy"] == pytest.approx((87.5, 0.7071), abs=1e-3)
+    table = demo.format_rows(rows)
+    assert "| SGD " in table and "87.50 ± 0.71" in table and "(3 seeds)" in table
