@@ -66,8 +66,7 @@ def run_demo(result: Dict, seeds: Sequence[int], data_dir: str) -> List[Dict]:
             print(f"[{done}/{total}] {NAMES[name]:5s} seed {seed}: test accuracy {100 * last['eval_accuracy']:.2f} %, "
                   f"test loss {last['eval_loss']:.4f} ({len(record['epochs'])} epochs, {seconds:.0f} s)", flush=True)
         nan = (math.nan, math.nan)
-        rows.append(dict(optimizer=name, config=pick["config"], trials=len(result["trials"][name]),
-                         seeds=len(runs), accuracy=mean_std([100 * r["eval_accuracy"] for r in runs]) if runs else nan,
+        rows.append(dict(optimizer=name, config=pick["config"], seeds=len(runs), accuracy=mean_std([100 * r["eval_accuracy"] for r in runs]) if runs else nan,
                          loss=mean_std([r["eval_loss"] for r in runs]) if runs else nan,
                          study_accuracy=[100 * x for x in pick["test_accuracy"]], study_loss=pick["test_loss"],
                          study_seeds=pick["seeds"]))
@@ -104,17 +103,19 @@ def main(argv=None) -> List[Dict]:
     except ValueError as error:
         sys.exit(f"demo.py: {error}")
     p = result["protocol"]
-    print(f"Fashion-MNIST, LeNet-5, batch {p['batch_size']}, {p['epochs']} epochs, cosine decay; each optimizer at "
-          f"its setting picked on the validation split by the committed study ({args.study}, regime {REGIME}); "
-          f"trained on the train part (images {p['train_images'][0]}-{p['train_images'][1]}), scored once on the "
-          f"10 000 test images; seeds {','.join(map(str, args.seeds))}, {args.threads} thread(s)\n", flush=True)
+    trials = max(len(t) for t in result["trials"].values())
+    print(f"Fashion-MNIST, LeNet-5, batch {p['batch_size']}, {p['epochs']} epochs, cosine decay; seeds "
+          f"{','.join(map(str, args.seeds))}, {args.threads} thread(s).\n"
+          f"Each optimizer runs at the setting the committed study picked on its validation split "
+          f"({os.path.relpath(args.study)}, regime {REGIME}, best of {trials} trials),\n"
+          f"trains on the train part (images {p['train_images'][0]} to {p['train_images'][1]}) and is scored once "
+          f"on the 10 000 test images.\n", flush=True)
     started = time.perf_counter()
     try:
         rows = run_demo(result, args.seeds, args.data_dir)
     except fashion_mnist.DataError as error:
         sys.exit(f"demo.py: {error}")
-    print(f"\nmean ± std over {len(args.seeds)} seed(s); picks from {rows[0]['trials']} validation trials per "
-          f"optimizer\n")
+    print(f"\ntest numbers, mean ± std over {len(args.seeds)} seed(s)\n")
     print(format_rows(rows))
     print(f"\n{time.perf_counter() - started:.0f} s, torch {torch.__version__}, torch_mlsgd {torch_mlsgd.__version__}")
     return rows
