@@ -48,8 +48,11 @@ def parse_args(argv=None):
     lm_training.add_model_arguments(parser)
     parser.add_argument("--curve-every", type=int, default=10)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--test", action="store_true",
-                        help="also report the test split once at the end (never use it to choose settings)")
+    parser.add_argument(
+        "--test",
+        action="store_true",
+        help="also report the test split once at the end (never use it to choose settings)",
+    )
     args = parser.parse_args(argv)
     for key, value in (lm_training.FULL if args.full else lm_training.SMALL).items():
         if getattr(args, key) is None:
@@ -62,15 +65,21 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     data = stdlib_corpus.load_corpus(args.chars)
     parts = stdlib_corpus.split_corpus(data)
-    print(f"corpus: {len(data)} bytes of stdlib source (sha256 {hashlib.sha256(data).hexdigest()[:16]}), "
-          f"train/val/test {parts['train'].numel()}/{parts['val'].numel()}/{parts['test'].numel()}")
+    print(
+        f"corpus: {len(data)} bytes of stdlib source (sha256 {hashlib.sha256(data).hexdigest()[:16]}), "
+        f"train/val/test {parts['train'].numel()}/{parts['val'].numel()}/{parts['test'].numel()}"
+    )
     model = CharTransformer(args.d_model, args.layers, args.heads, args.context)
-    print(f"model: {count_parameters(model)} parameters (d_model {args.d_model}, {args.layers} layers, "
-          f"{args.heads} heads, context {args.context}); uniform guess {math.log(VOCAB):.3f} nats")
+    print(
+        f"model: {count_parameters(model)} parameters (d_model {args.d_model}, {args.layers} layers, "
+        f"{args.heads} heads, context {args.context}); uniform guess {math.log(VOCAB):.3f} nats"
+    )
     model, epochs = lm_training.fit(args.optimizer, args.seed, parts["train"], parts["val"], args)
     for e in epochs:
-        print(f"epoch {e['epoch']}: train loss {e['train_loss']:.4f}, val loss {e['eval_loss']:.4f} "
-              f"(perplexity {math.exp(e['eval_loss']):.2f}), {e['seconds']:.1f} s")
+        print(
+            f"epoch {e['epoch']}: train loss {e['train_loss']:.4f}, val loss {e['eval_loss']:.4f} "
+            f"(perplexity {math.exp(e['eval_loss']):.2f}), {e['seconds']:.1f} s"
+        )
     if args.test:
         loss = lm_training.evaluate(model, parts["test"], args.eval_windows)
         print(f"test loss {loss:.4f} (perplexity {math.exp(loss):.2f})")

@@ -22,8 +22,8 @@ import sys
 import time
 
 import torch
-import torch_mlsgd
 
+import torch_mlsgd
 from common import fashion_mnist, progress
 from common.training import NAMES, OPTIMIZERS, mean_std, train_classifier
 
@@ -33,8 +33,14 @@ def train(optimizer_name, seed, data, args, bar):
     train_x, train_y, test_x, test_y = data
     epochs = train_classifier(optimizer_name, seed, (train_x, train_y), (test_x, test_y), args, bar)
     # Evaluated on the test set: the records say so.
-    return [dict({k: v for k, v in e.items() if not k.startswith("eval_")}, test_loss=e["eval_loss"],
-                 test_accuracy=e["eval_accuracy"]) for e in epochs]
+    return [
+        dict(
+            {k: v for k, v in e.items() if not k.startswith("eval_")},
+            test_loss=e["eval_loss"],
+            test_accuracy=e["eval_accuracy"],
+        )
+        for e in epochs
+    ]
 
 
 def summarize(runs, optimizers):
@@ -44,22 +50,38 @@ def summarize(runs, optimizers):
         finals = [r["epochs"][-1] for r in runs if r["optimizer"] == name]
         seconds = [e["seconds"] for r in runs if r["optimizer"] == name for e in r["epochs"]]
         step_ms = [e["step_ms"] for r in runs if r["optimizer"] == name for e in r["epochs"]]
-        rows.append(dict(optimizer=NAMES[name], train_loss=mean_std([f["train_loss"] for f in finals]),
-                         test_loss=mean_std([f["test_loss"] for f in finals]),
-                         test_accuracy=mean_std([100 * f["test_accuracy"] for f in finals]),
-                         seconds_per_epoch=statistics.median(seconds), step_ms=statistics.median(step_ms),
-                         seeds=len(finals)))
+        rows.append(
+            dict(
+                optimizer=NAMES[name],
+                train_loss=mean_std([f["train_loss"] for f in finals]),
+                test_loss=mean_std([f["test_loss"] for f in finals]),
+                test_accuracy=mean_std([100 * f["test_accuracy"] for f in finals]),
+                seconds_per_epoch=statistics.median(seconds),
+                step_ms=statistics.median(step_ms),
+                seeds=len(finals),
+            )
+        )
     return rows
 
 
 def print_table(summary, args):
-    print(f"\nFashion-MNIST, {args.model}, {args.epochs} epochs, batch {args.batch_size}, "
-          f"{'all 60000' if not args.subset else args.subset} training images, lr {args.lr} (cosine), "
-          f"momentum {args.momentum}, sigma {args.sigma}; mean ± std over {summary[0]['seeds']} seed(s)\n")
+    print(
+        f"\nFashion-MNIST, {args.model}, {args.epochs} epochs, batch {args.batch_size}, "
+        f"{'all 60000' if not args.subset else args.subset} training images, lr {args.lr} (cosine), "
+        f"momentum {args.momentum}, sigma {args.sigma}; mean ± std over {summary[0]['seeds']} seed(s)\n"
+    )
     header = ["optimizer", "train loss", "test loss", "test accuracy %", "s / epoch", "optimizer step ms"]
-    rows = [[r["optimizer"], "{:.4f} ± {:.4f}".format(*r["train_loss"]), "{:.4f} ± {:.4f}".format(*r["test_loss"]),
-             "{:.2f} ± {:.2f}".format(*r["test_accuracy"]), f"{r['seconds_per_epoch']:.1f}",
-             f"{r['step_ms']:.3f}"] for r in summary]
+    rows = [
+        [
+            r["optimizer"],
+            "{:.4f} ± {:.4f}".format(*r["train_loss"]),
+            "{:.4f} ± {:.4f}".format(*r["test_loss"]),
+            "{:.2f} ± {:.2f}".format(*r["test_accuracy"]),
+            f"{r['seconds_per_epoch']:.1f}",
+            f"{r['step_ms']:.3f}",
+        ]
+        for r in summary
+    ]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -84,8 +106,9 @@ def plot(runs, optimizers, args, path):
         ax_loss.fill_between(x, curves.min(0), curves.max(0), alpha=0.2)
         acc = np.array([[100 * e["test_accuracy"] for e in r["epochs"]] for r in mine])
         epochs = np.arange(1, acc.shape[1] + 1)
-        ax_acc.errorbar(epochs, acc.mean(0), yerr=acc.std(0) if acc.shape[0] > 1 else None, marker="o",
-                        capsize=3, label=NAMES[name])
+        ax_acc.errorbar(
+            epochs, acc.mean(0), yerr=acc.std(0) if acc.shape[0] > 1 else None, marker="o", capsize=3, label=NAMES[name]
+        )
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel(f"training loss (mean of {args.curve_every} steps)")
     ax_loss.set_yscale("log")
@@ -113,9 +136,11 @@ def parse_args(argv=None):
     parser.add_argument("--subset", type=int, default=0, help="train on the first N images (0: all 60000)")
     parser.add_argument("--seeds", default="0,1", help="comma-separated seeds")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
-    parser.add_argument("--small-batch", action="store_true",
-                        help="the LSGD paper's small-batch setting: batch 4, 6000 images, lr 0.01, 2 epochs "
-                             "(explicit flags still win)")
+    parser.add_argument(
+        "--small-batch",
+        action="store_true",
+        help="the LSGD paper's small-batch setting: batch 4, 6000 images, lr 0.01, 2 epochs (explicit flags still win)",
+    )
     parser.add_argument("--data-dir", default=fashion_mnist.DEFAULT_DIR)
     parser.add_argument("--out", default=os.path.join("runs", "compare"))
     parser.add_argument("--curve-every", type=int, default=20, help="steps per point of the loss curve")
@@ -123,9 +148,13 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.small_batch:
         given = {a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:])}
-        for flag, attr, value in (("--batch-size", "batch_size", 4), ("--subset", "subset", 6000),
-                                  ("--lr", "lr", 0.01), ("--epochs", "epochs", 2), ("--curve-every", "curve_every",
-                                                                                     100)):
+        for flag, attr, value in (
+            ("--batch-size", "batch_size", 4),
+            ("--subset", "subset", 6000),
+            ("--lr", "lr", 0.01),
+            ("--epochs", "epochs", 2),
+            ("--curve-every", "curve_every", 100),
+        ):
             if flag not in given:
                 setattr(args, attr, value)
     args.optimizers = [o.strip().lower() for o in args.optimizers.split(",") if o.strip()]
@@ -147,7 +176,7 @@ def main(argv=None):
     except fashion_mnist.DataError as error:
         sys.exit(f"compare.py: {error}")
     if args.subset:
-        train_x, train_y = train_x[:args.subset], train_y[:args.subset]
+        train_x, train_y = train_x[: args.subset], train_y[: args.subset]
     data = (fashion_mnist.normalize(train_x), train_y, fashion_mnist.normalize(test_x), test_y)
     bar = progress.quiet if args.no_progress else progress.bar
 
@@ -158,12 +187,17 @@ def main(argv=None):
             epochs = train(name, seed, data, args, bar)
             runs.append(dict(optimizer=name, seed=seed, epochs=epochs))
             last = epochs[-1]
-            print(f"{NAMES[name]:5s} seed {seed}: train loss {last['train_loss']:.4f}, test accuracy "
-                  f"{100 * last['test_accuracy']:.2f} %, {last['seconds']:.1f} s/epoch", flush=True)
+            print(
+                f"{NAMES[name]:5s} seed {seed}: train loss {last['train_loss']:.4f}, test accuracy "
+                f"{100 * last['test_accuracy']:.2f} %, {last['seconds']:.1f} s/epoch",
+                flush=True,
+            )
     summary = summarize(runs, args.optimizers)
     print_table(summary, args)
-    print(f"\ntotal {time.perf_counter() - started:.0f} s, torch {torch.__version__}, {args.threads} thread(s), "
-          f"torch_mlsgd {torch_mlsgd.__version__} ({torch_mlsgd.cpu_kernels()} CPU kernels)")
+    print(
+        f"\ntotal {time.perf_counter() - started:.0f} s, torch {torch.__version__}, {args.threads} thread(s), "
+        f"torch_mlsgd {torch_mlsgd.__version__} ({torch_mlsgd.cpu_kernels()} CPU kernels)"
+    )
 
     os.makedirs(args.out, exist_ok=True)
     config = {k: v for k, v in vars(args).items() if k != "no_progress"}
@@ -171,13 +205,23 @@ def main(argv=None):
         json.dump(dict(config=config, summary=summary, runs=runs, torch=torch.__version__), f, indent=1)
     with open(os.path.join(args.out, "results.csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["optimizer", "seed", "epoch", "train_loss", "test_loss", "test_accuracy", "seconds",
-                         "step_ms"])
+        writer.writerow(
+            ["optimizer", "seed", "epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "step_ms"]
+        )
         for r in runs:
             for e in r["epochs"]:
-                writer.writerow([NAMES[r["optimizer"]], r["seed"], e["epoch"], f"{e['train_loss']:.6f}",
-                                 f"{e['test_loss']:.6f}", f"{e['test_accuracy']:.6f}", f"{e['seconds']:.3f}",
-                                 f"{e['step_ms']:.4f}"])
+                writer.writerow(
+                    [
+                        NAMES[r["optimizer"]],
+                        r["seed"],
+                        e["epoch"],
+                        f"{e['train_loss']:.6f}",
+                        f"{e['test_loss']:.6f}",
+                        f"{e['test_accuracy']:.6f}",
+                        f"{e['seconds']:.3f}",
+                        f"{e['step_ms']:.4f}",
+                    ]
+                )
     plot(runs, args.optimizers, args, os.path.join(args.out, "curves.png"))
     print(f"wrote {args.out}/results.json, results.csv, curves.png")
     return summary

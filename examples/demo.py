@@ -23,8 +23,8 @@ import time
 from typing import Dict, List, Sequence
 
 import torch
-import torch_mlsgd
 
+import torch_mlsgd
 from common import fashion_mnist, progress
 from common.training import NAMES, mean_std
 from study.regimes import FashionData, FashionRegime, fashion_base
@@ -63,23 +63,43 @@ def run_demo(result: Dict, seeds: Sequence[int], data_dir: str) -> List[Dict]:
             last = record["epochs"][-1]
             runs.append(last)
             seconds = sum(e["seconds"] for e in record["epochs"])
-            print(f"[{done}/{total}] {NAMES[name]:5s} seed {seed}: test accuracy {100 * last['eval_accuracy']:.2f} %, "
-                  f"test loss {last['eval_loss']:.4f} ({len(record['epochs'])} epochs, {seconds:.0f} s)", flush=True)
+            print(
+                f"[{done}/{total}] {NAMES[name]:5s} seed {seed}: test accuracy {100 * last['eval_accuracy']:.2f} %, "
+                f"test loss {last['eval_loss']:.4f} ({len(record['epochs'])} epochs, {seconds:.0f} s)",
+                flush=True,
+            )
         nan = (math.nan, math.nan)
-        rows.append(dict(optimizer=name, config=pick["config"], seeds=len(runs), accuracy=mean_std([100 * r["eval_accuracy"] for r in runs]) if runs else nan,
-                         loss=mean_std([r["eval_loss"] for r in runs]) if runs else nan,
-                         study_accuracy=[100 * x for x in pick["test_accuracy"]], study_loss=pick["test_loss"],
-                         study_seeds=pick["seeds"]))
+        rows.append(
+            dict(
+                optimizer=name,
+                config=pick["config"],
+                seeds=len(runs),
+                accuracy=mean_std([100 * r["eval_accuracy"] for r in runs]) if runs else nan,
+                loss=mean_std([r["eval_loss"] for r in runs]) if runs else nan,
+                study_accuracy=[100 * x for x in pick["test_accuracy"]],
+                study_loss=pick["test_loss"],
+                study_seeds=pick["seeds"],
+            )
+        )
     return rows
 
 
 def format_rows(rows: Sequence[Dict]) -> str:
     """The demo's table: the setting picked on validation, then this run's and the study's test numbers."""
     header = ["optimizer", "setting (picked on validation)", "test accuracy %", "test loss", "study's test accuracy %"]
-    return format_table(header, [[NAMES[r["optimizer"]], describe_config(r["config"]),
-                                  "{:.2f} ± {:.2f}".format(*r["accuracy"]), "{:.4f} ± {:.4f}".format(*r["loss"]),
-                                  "{:.2f} ± {:.2f} ({} seeds)".format(*r["study_accuracy"], r["study_seeds"])]
-                                 for r in rows])
+    return format_table(
+        header,
+        [
+            [
+                NAMES[r["optimizer"]],
+                describe_config(r["config"]),
+                "{:.2f} ± {:.2f}".format(*r["accuracy"]),
+                "{:.4f} ± {:.4f}".format(*r["loss"]),
+                "{:.2f} ± {:.2f} ({} seeds)".format(*r["study_accuracy"], r["study_seeds"]),
+            ]
+            for r in rows
+        ],
+    )
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -104,12 +124,15 @@ def main(argv=None) -> List[Dict]:
         sys.exit(f"demo.py: {error}")
     p = result["protocol"]
     trials = max(len(t) for t in result["trials"].values())
-    print(f"Fashion-MNIST, LeNet-5, batch {p['batch_size']}, {p['epochs']} epochs, cosine decay; seeds "
-          f"{','.join(map(str, args.seeds))}, {args.threads} thread(s).\n"
-          f"Each optimizer runs at the setting the committed study picked on its validation split "
-          f"({os.path.relpath(args.study)}, regime {REGIME}, best of {trials} trials),\n"
-          f"trains on the train part (images {p['train_images'][0]} to {p['train_images'][1]}) and is scored once "
-          f"on the 10 000 test images.\n", flush=True)
+    print(
+        f"Fashion-MNIST, LeNet-5, batch {p['batch_size']}, {p['epochs']} epochs, cosine decay; seeds "
+        f"{','.join(map(str, args.seeds))}, {args.threads} thread(s).\n"
+        f"Each optimizer runs at the setting the committed study picked on its validation split "
+        f"({os.path.relpath(args.study)}, regime {REGIME}, best of {trials} trials),\n"
+        f"trains on the train part (images {p['train_images'][0]} to {p['train_images'][1]}) and is scored once "
+        f"on the 10 000 test images.\n",
+        flush=True,
+    )
     started = time.perf_counter()
     try:
         rows = run_demo(result, args.seeds, args.data_dir)

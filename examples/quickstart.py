@@ -9,6 +9,7 @@ and prints the loss every 100 steps.
 import copy
 
 import torch
+
 import torch_mlsgd
 
 
@@ -16,8 +17,9 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.linspace(-1, 1, 256).unsqueeze(1)
     y = torch.sin(3 * x)
-    model = torch.nn.Sequential(torch.nn.Linear(1, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(),
-                                torch.nn.Linear(64, 1))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(1, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(), torch.nn.Linear(64, 1)
+    )
     models = {"SGD": model, "LSGD": copy.deepcopy(model)}
     optimizers = {
         "SGD": torch.optim.SGD(models["SGD"].parameters(), lr=0.05, momentum=0.9),

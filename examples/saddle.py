@@ -35,7 +35,7 @@ LR = 0.1
 
 def objective(h):
     def f(x):
-        return 0.5 * (h * x * x).sum() + 0.25 * (x ** 4).sum()
+        return 0.5 * (h * x * x).sum() + 0.25 * (x**4).sum()
 
     return f
 

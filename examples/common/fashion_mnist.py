@@ -21,8 +21,7 @@ FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-           "Ankle boot")
+CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 # Mean and standard deviation of the training images, for normalisation.
 MEAN, STD = 0.2860, 0.3530
 
@@ -53,14 +52,16 @@ def _read(data_dir: str, name: str) -> bytes:
 def _parse(data: bytes, path: str, magic: int, dims: int) -> np.ndarray:
     if len(data) < 4 + 4 * dims:
         raise DataError(f"corrupt Fashion-MNIST file {path}: {len(data)} bytes is too short for an IDX header")
-    found, = struct.unpack(">I", data[:4])
+    (found,) = struct.unpack(">I", data[:4])
     if found != magic:
         raise DataError(f"corrupt Fashion-MNIST file {path}: IDX magic number {found:#010x}, expected {magic:#010x}")
-    shape = struct.unpack(">" + "I" * dims, data[4:4 + 4 * dims])
-    body = data[4 + 4 * dims:]
+    shape = struct.unpack(">" + "I" * dims, data[4 : 4 + 4 * dims])
+    body = data[4 + 4 * dims :]
     if len(body) != int(np.prod(shape)):
-        raise DataError(f"corrupt Fashion-MNIST file {path}: header says {shape} ({int(np.prod(shape))} bytes), "
-                        f"found {len(body)} bytes of data")
+        raise DataError(
+            f"corrupt Fashion-MNIST file {path}: header says {shape} ({int(np.prod(shape))} bytes), "
+            f"found {len(body)} bytes of data"
+        )
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 
@@ -72,8 +73,9 @@ def load(split: str, data_dir: str = DEFAULT_DIR) -> Tuple[torch.Tensor, torch.T
     images = _parse(_read(data_dir, image_name), os.path.join(data_dir, image_name), 0x00000803, 3)
     labels = _parse(_read(data_dir, label_name), os.path.join(data_dir, label_name), 0x00000801, 1)
     if images.shape[0] != labels.shape[0]:
-        raise DataError(f"Fashion-MNIST {split} files in {data_dir} disagree: {images.shape[0]} images, "
-                        f"{labels.shape[0]} labels")
+        raise DataError(
+            f"Fashion-MNIST {split} files in {data_dir} disagree: {images.shape[0]} images, {labels.shape[0]} labels"
+        )
     if labels.size and labels.max() >= len(CLASSES):
         raise DataError(f"corrupt Fashion-MNIST file {os.path.join(data_dir, label_name)}: label {labels.max()}")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))

@@ -27,8 +27,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> No
     parser.add_argument(p + "layers", type=int, default=None)
     parser.add_argument(p + "heads", type=int, default=None)
     parser.add_argument(p + "context", type=int, default=None)
-    parser.add_argument(p + "eval-windows", type=int, default=None,
-                        help="validation/test windows scored (0: all)")
+    parser.add_argument(p + "eval-windows", type=int, default=None, help="validation/test windows scored (0: all)")
 
 
 def windows(tokens: torch.Tensor, starts: torch.Tensor, context: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -55,7 +54,7 @@ def evaluate(model: CharTransformer, tokens: torch.Tensor, max_windows: int = 0,
     total = 0.0
     with torch.no_grad():
         for i in range(0, starts.numel(), batch_size):
-            x, y = windows(tokens, starts[i:i + batch_size], context)
+            x, y = windows(tokens, starts[i : i + batch_size], context)
             total += F.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1), reduction="sum").item()
     model.train()
     return total / (starts.numel() * context)
@@ -66,8 +65,14 @@ def steps_per_epoch(n_tokens: int, batch_size: int, context: int) -> int:
     return max(1, n_tokens // (batch_size * context))
 
 
-def fit(optimizer_name: str, seed: int, train_tokens: torch.Tensor, eval_tokens: torch.Tensor,
-        args: argparse.Namespace, progress: Callable = quiet) -> Tuple[CharTransformer, List[Dict]]:
+def fit(
+    optimizer_name: str,
+    seed: int,
+    train_tokens: torch.Tensor,
+    eval_tokens: torch.Tensor,
+    args: argparse.Namespace,
+    progress: Callable = quiet,
+) -> Tuple[CharTransformer, List[Dict]]:
     """Trains one optimizer setting from seed ``seed``: the model and one record per epoch.
 
     Each epoch record holds the mean training loss, the loss on ``eval_tokens`` after the
@@ -93,17 +98,30 @@ def fit(optimizer_name: str, seed: int, train_tokens: torch.Tensor, eval_tokens:
 
     epochs = []
     for epoch in range(args.epochs):
-        steps = progress(range(per_epoch), desc=f"{NAMES[optimizer_name]:5s} seed {seed} epoch {epoch + 1}",
-                         leave=False)
+        steps = progress(
+            range(per_epoch), desc=f"{NAMES[optimizer_name]:5s} seed {seed} epoch {epoch + 1}", leave=False
+        )
         record = train_epoch(
-            optimizer, scheduler, (torch.randint(0, last_start + 1, (args.batch_size,), generator=order) for _ in steps),
-            loss_of, NAMES[optimizer_name], epoch + 1, args.curve_every)
+            optimizer,
+            scheduler,
+            (torch.randint(0, last_start + 1, (args.batch_size,), generator=order) for _ in steps),
+            loss_of,
+            NAMES[optimizer_name],
+            epoch + 1,
+            args.curve_every,
+        )
         eval_loss = evaluate(model, eval_tokens, args.eval_windows)
         epochs.append(dict(epoch=epoch + 1, **record, eval_loss=eval_loss))
     return model, epochs
 
 
-def train(optimizer_name: str, seed: int, train_tokens: torch.Tensor, eval_tokens: torch.Tensor,
-          args: argparse.Namespace, progress: Callable = quiet) -> List[Dict]:
+def train(
+    optimizer_name: str,
+    seed: int,
+    train_tokens: torch.Tensor,
+    eval_tokens: torch.Tensor,
+    args: argparse.Namespace,
+    progress: Callable = quiet,
+) -> List[Dict]:
     """:func:`fit` without the model: the per-epoch records (the shape of ``train_classifier``'s)."""
     return fit(optimizer_name, seed, train_tokens, eval_tokens, args, progress)[1]

@@ -31,15 +31,22 @@ def make_model(name: str) -> torch.nn.Module:
         return LeNet()
     if name != "mlp":
         raise ValueError(f"unknown model {name!r} (lenet or mlp)")
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(),
-                               torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    return torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(784, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 10),
+    )
 
 
 class CharTransformer(torch.nn.Module):
     """A pre-norm causal transformer over bytes: embedding, ``layers`` encoder layers, a linear head."""
 
-    def __init__(self, d_model: int = 128, layers: int = 2, heads: int = 4, context: int = 128,
-                 vocab: int = VOCAB) -> None:
+    def __init__(
+        self, d_model: int = 128, layers: int = 2, heads: int = 4, context: int = 128, vocab: int = VOCAB
+    ) -> None:
         super().__init__()
         if d_model % heads:
             raise ValueError(f"d_model {d_model} is not a multiple of heads {heads}")
@@ -50,15 +57,24 @@ class CharTransformer(torch.nn.Module):
         # A ModuleList rather than nn.TransformerEncoder: the latter warns about its nested-tensor
         # fast path on torch 2.x when norm_first is set, and adds nothing here.
         self.blocks = torch.nn.ModuleList(
-            torch.nn.TransformerEncoderLayer(d_model, heads, dim_feedforward=4 * d_model, dropout=0.0,
-                                             activation="gelu", batch_first=True, norm_first=True)
-            for _ in range(layers))
+            torch.nn.TransformerEncoderLayer(
+                d_model,
+                heads,
+                dim_feedforward=4 * d_model,
+                dropout=0.0,
+                activation="gelu",
+                batch_first=True,
+                norm_first=True,
+            )
+            for _ in range(layers)
+        )
         self.norm = torch.nn.LayerNorm(d_model)
         self.head = torch.nn.Linear(d_model, vocab)
         # -inf above the diagonal: position t attends to positions <= t only. A float mask,
         # which torch 1.13 and 2.x both take.
-        self.register_buffer("mask", torch.triu(torch.full((context, context), float("-inf")), diagonal=1),
-                             persistent=False)
+        self.register_buffer(
+            "mask", torch.triu(torch.full((context, context), float("-inf")), diagonal=1), persistent=False
+        )
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits (batch, time, vocab) of the next byte at every position of ``tokens`` (batch, time)."""

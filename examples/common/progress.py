@@ -16,8 +16,13 @@ WIDTH = 30  # characters of the bar itself
 REDRAW_SECONDS = 0.2  # at most five redraws a second: a step can take microseconds
 
 
-def bar(iterable: Iterable[T], desc: str = "", total: Optional[int] = None, leave: bool = False,
-        stream: Optional[TextIO] = None) -> Iterator[T]:
+def bar(
+    iterable: Iterable[T],
+    desc: str = "",
+    total: Optional[int] = None,
+    leave: bool = False,
+    stream: Optional[TextIO] = None,
+) -> Iterator[T]:
     """Yields ``iterable``'s items, drawing ``desc [#####.....] 50% 12/24 3 s`` as they go.
 
     ``total`` defaults to ``len(iterable)``; ``leave`` keeps the finished bar on screen
@@ -33,8 +38,10 @@ def bar(iterable: Iterable[T], desc: str = "", total: Optional[int] = None, leav
 
     def draw() -> None:
         filled = WIDTH * done // max(total, 1)
-        stream.write(f"\r{desc} [{'#' * filled}{'.' * (WIDTH - filled)}] {100 * done // max(total, 1):3d}% "
-                     f"{done}/{total} {time.perf_counter() - started:.0f} s")
+        stream.write(
+            f"\r{desc} [{'#' * filled}{'.' * (WIDTH - filled)}] {100 * done // max(total, 1):3d}% "
+            f"{done}/{total} {time.perf_counter() - started:.0f} s"
+        )
         stream.flush()
 
     draw()

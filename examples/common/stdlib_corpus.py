@@ -43,8 +43,10 @@ def load_corpus(n_chars: int, root: Optional[str] = None) -> bytes:
             break
     data = b"".join(pieces)[:n_chars]
     if len(data) < n_chars:
-        raise RuntimeError(f"the stdlib under {root or sysconfig.get_paths()['stdlib']} holds only {len(data)} "
-                           f"bytes of .py files, fewer than --chars {n_chars}")
+        raise RuntimeError(
+            f"the stdlib under {root or sysconfig.get_paths()['stdlib']} holds only {len(data)} "
+            f"bytes of .py files, fewer than --chars {n_chars}"
+        )
     return data
 
 
@@ -60,5 +62,7 @@ def split_positions(n: int, fractions: Sequence[float] = SPLIT_FRACTIONS) -> Lis
 def split_corpus(data: bytes, fractions: Sequence[float] = SPLIT_FRACTIONS) -> Dict[str, torch.Tensor]:
     """The byte stream as int64 tokens, cut by position into "train", "val" and "test"."""
     tokens = torch.tensor(list(data), dtype=torch.int64)
-    return {name: tokens[start:stop]
-            for name, (start, stop) in zip(("train", "val", "test"), split_positions(len(tokens), fractions))}
+    return {
+        name: tokens[start:stop]
+        for name, (start, stop) in zip(("train", "val", "test"), split_positions(len(tokens), fractions))
+    }

@@ -15,8 +15,8 @@ from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-import torch_mlsgd
 
+import torch_mlsgd
 from common import models
 from common.progress import quiet
 
@@ -42,8 +42,15 @@ class Diverged(RuntimeError):
     """A training loss became non-finite: the run cannot go on (a smaller lr may)."""
 
 
-def train_epoch(optimizer: torch.optim.Optimizer, scheduler, batches: Iterable, loss_of: Callable, label: str,
-                epoch: int, curve_every: int) -> Dict:
+def train_epoch(
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    batches: Iterable,
+    loss_of: Callable,
+    label: str,
+    epoch: int,
+    curve_every: int,
+) -> Dict:
     """One epoch of steps over ``batches``: its training record (evaluation is the caller's).
 
     ``loss_of(batch)`` returns the batch's mean loss and its number of examples. A batch of
@@ -68,28 +75,38 @@ def train_epoch(optimizer: torch.optim.Optimizer, scheduler, batches: Iterable, 
             losses.append(loss.item())
             if not math.isfinite(losses[-1]):
                 raise Diverged(f"{label} diverged (loss {losses[-1]}) at epoch {epoch}; try a smaller --lr")
-    return dict(train_loss=statistics.fmean(losses), seconds=time.perf_counter() - start,
-                step_ms=1e3 * step_seconds / steps,
-                loss_curve=[statistics.fmean(losses[i:i + curve_every]) for i in range(0, len(losses), curve_every)])
+    return dict(
+        train_loss=statistics.fmean(losses),
+        seconds=time.perf_counter() - start,
+        step_ms=1e3 * step_seconds / steps,
+        loss_curve=[statistics.fmean(losses[i : i + curve_every]) for i in range(0, len(losses), curve_every)],
+    )
 
 
-def evaluate_classifier(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                        batch_size: int = 2000) -> Tuple[float, float]:
+def evaluate_classifier(
+    model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 2000
+) -> Tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on ``images`` (in eval mode, no gradients)."""
     model.eval()
     loss, correct = 0.0, 0
     with torch.no_grad():
         for start in range(0, images.shape[0], batch_size):
-            logits = model(images[start:start + batch_size])
-            target = labels[start:start + batch_size]
+            logits = model(images[start : start + batch_size])
+            target = labels[start : start + batch_size]
             loss += F.cross_entropy(logits, target, reduction="sum").item()
             correct += (logits.argmax(1) == target).sum().item()
     model.train()
     return loss / images.shape[0], correct / images.shape[0]
 
 
-def train_classifier(optimizer_name: str, seed: int, train: Batch, evaluation: Batch, args: argparse.Namespace,
-                     progress: Callable = quiet) -> List[Dict]:
+def train_classifier(
+    optimizer_name: str,
+    seed: int,
+    train: Batch,
+    evaluation: Batch,
+    args: argparse.Namespace,
+    progress: Callable = quiet,
+) -> List[Dict]:
     """Trains ``args.model`` on ``train`` and evaluates it on ``evaluation`` after every epoch.
 
     ``args`` carries model, epochs, batch_size, curve_every and what :func:`make_optimizer`
@@ -110,11 +127,18 @@ def train_classifier(optimizer_name: str, seed: int, train: Batch, evaluation: B
     epochs = []
     for epoch in range(args.epochs):
         permutation = torch.randperm(train_x.shape[0], generator=order)
-        steps = progress(range(steps_per_epoch), desc=f"{NAMES[optimizer_name]:5s} seed {seed} epoch {epoch + 1}",
-                         leave=False)
-        record = train_epoch(optimizer, scheduler,
-                             (permutation[step * args.batch_size:(step + 1) * args.batch_size] for step in steps),
-                             loss_of, NAMES[optimizer_name], epoch + 1, args.curve_every)
+        steps = progress(
+            range(steps_per_epoch), desc=f"{NAMES[optimizer_name]:5s} seed {seed} epoch {epoch + 1}", leave=False
+        )
+        record = train_epoch(
+            optimizer,
+            scheduler,
+            (permutation[step * args.batch_size : (step + 1) * args.batch_size] for step in steps),
+            loss_of,
+            NAMES[optimizer_name],
+            epoch + 1,
+            args.curve_every,
+        )
         eval_loss, eval_accuracy = evaluate_classifier(model, *evaluation)
         epochs.append(dict(epoch=epoch + 1, **record, eval_loss=eval_loss, eval_accuracy=eval_accuracy))
     return epochs

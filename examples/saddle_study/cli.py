@@ -17,10 +17,14 @@ from saddle_study.runs import checkpoints, methods, run, summarize_run, tune
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="saddle_nets.py", description=saddle_study.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="saddle_nets.py", description=saddle_study.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a small configuration (tests)")
-    size.add_argument("--full", action="store_true", help="the docs/ run: 5 seeds, 9 step sizes, 2 tuning seeds, 8000 steps")
+    size.add_argument(
+        "--full", action="store_true", help="the docs/ run: 5 seeds, 9 step sizes, 2 tuning seeds, 8000 steps"
+    )
     parser.add_argument("--problems", default="dln,tanh", help="comma-separated: dln, tanh")
     parser.add_argument("--out", default=os.path.join("runs", "saddle_nets"))
     parser.add_argument("--sigmas", default=None, help="LSGD's sigma values (default 1,4; --full 0.5,1,4)")
@@ -28,8 +32,9 @@ def parse_args(argv=None):
     parser.add_argument("--period", type=int, default=20, help="MLSGD's period (cyclic)")
     parser.add_argument("--batch", type=int, default=8, help="mini-batch SGD's batch size")
     parser.add_argument("--perturbation", type=float, default=1e-4, help="perturbed GD's noise per step")
-    parser.add_argument("--target-fraction", type=float, default=0.05,
-                        help="target loss as a fraction of the last plateau level")
+    parser.add_argument(
+        "--target-fraction", type=float, default=0.05, help="target loss as a fraction of the last plateau level"
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     if args.sigmas is None:
@@ -80,26 +85,39 @@ def write_outputs(problem: Problem, result: Dict, args, summary_rows: List[Dict]
     plateaus = len(problem.levels) - 1
     with open(os.path.join(args.out, f"saddle_nets_{problem.name}.csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["method", "lr", "seed"] + [f"plateau_{k}_steps" for k in range(plateaus)] +
-                        ["steps_to_target", "final_loss", "diverged"])
+        writer.writerow(
+            ["method", "lr", "seed"]
+            + [f"plateau_{k}_steps" for k in range(plateaus)]
+            + ["steps_to_target", "final_loss", "diverged"]
+        )
         for name, results in result["runs"].items():
             for seed, r in zip(args.seeds, results):
                 s = r["summary"]
-                writer.writerow([name, result["picks"][name]["lr"], seed] +
-                                ["" if v is None else v for v in s["plateau_steps"]] +
-                                ["" if s["steps_to_target"] is None else s["steps_to_target"],
-                                 f"{s['final_loss']:.6g}", s["diverged"]])
+                writer.writerow(
+                    [name, result["picks"][name]["lr"], seed]
+                    + ["" if v is None else v for v in s["plateau_steps"]]
+                    + [
+                        "" if s["steps_to_target"] is None else s["steps_to_target"],
+                        f"{s['final_loss']:.6g}",
+                        s["diverged"],
+                    ]
+                )
     for name, results in result["runs"].items():
         cells = []
         for k in range(plateaus):
             values = [r["summary"]["plateau_steps"][k] for r in results]
             cells.append(median_iqr([v for v in values if v is not None], len(values)))
         reached = [r["summary"]["steps_to_target"] for r in results]
-        summary_rows.append({
-            "problem": problem.name, "method": name, "lr": result["picks"][name]["lr"], "plateaus": cells,
-            "steps to target": median_iqr([v for v in reached if v is not None], len(reached)),
-            "final loss": median_iqr([r["summary"]["final_loss"] for r in results], len(results), "{:.3g}"),
-        })
+        summary_rows.append(
+            {
+                "problem": problem.name,
+                "method": name,
+                "lr": result["picks"][name]["lr"],
+                "plateaus": cells,
+                "steps to target": median_iqr([v for v in reached if v is not None], len(reached)),
+                "final loss": median_iqr([r["summary"]["final_loss"] for r in results], len(results), "{:.3g}"),
+            }
+        )
     plot(problem, result["picks"], result["runs"], os.path.join(args.out, f"saddle_nets_{problem.name}.png"))
 
 
@@ -112,27 +130,45 @@ def main(argv=None) -> Dict:
     report = {"config": {k: v for k, v in vars(args).items()}, "problems": {}}
     for name in [p for p in args.problems.split(",") if p]:
         problem = builders[name]()
-        print(f"\n{problem.title}\n  levels {['%.4g' % v for v in problem.levels]}, "
-              f"target loss {args.target_fraction * problem.levels[-2]:.4g}, step sizes {lr_grid(name, args.grid_points)}")
+        print(
+            f"\n{problem.title}\n  levels {['%.4g' % v for v in problem.levels]}, "
+            f"target loss {args.target_fraction * problem.levels[-2]:.4g}, step sizes {lr_grid(name, args.grid_points)}"
+        )
         result = study(problem, args)
         write_outputs(problem, result, args, summary_rows)
         report["problems"][name] = {
-            "title": problem.title, "levels": problem.levels, "target": result["target"], "grid": result["grid"],
+            "title": problem.title,
+            "levels": problem.levels,
+            "target": result["target"],
+            "grid": result["grid"],
             "picks": result["picks"],
-            "runs": {m: [{"seed": s, **r["summary"], "distances": r["distances"],
-                          "losses_log": {i: r["losses"][i] for i in checkpoints(len(r["losses"]) - 1)}}
-                         for s, r in zip(args.seeds, rs)] for m, rs in result["runs"].items()},
+            "runs": {
+                m: [
+                    {
+                        "seed": s,
+                        **r["summary"],
+                        "distances": r["distances"],
+                        "losses_log": {i: r["losses"][i] for i in checkpoints(len(r["losses"]) - 1)},
+                    }
+                    for s, r in zip(args.seeds, rs)
+                ]
+                for m, rs in result["runs"].items()
+            },
         }
     most = max(len(r["plateaus"]) for r in summary_rows)
     header = ["problem", "method", "lr"] + [f"plateau {k}" for k in range(most)] + ["steps to target", "final loss"]
-    table = [[r["problem"], r["method"], r["lr"]] + r["plateaus"] + [""] * (most - len(r["plateaus"])) +
-             [r["steps to target"], r["final loss"]] for r in summary_rows]
+    table = [
+        [r["problem"], r["method"], r["lr"]]
+        + r["plateaus"]
+        + [""] * (most - len(r["plateaus"]))
+        + [r["steps to target"], r["final loss"]]
+        for r in summary_rows
+    ]
     with open(os.path.join(args.out, "saddle_nets_summary.csv"), "w", newline="") as f:
         csv.writer(f).writerows([header] + table)
     with open(os.path.join(args.out, "saddle_nets.json"), "w") as f:
         json.dump(report, f, separators=(",", ":"))
-    print("\nsteps on each plateau and to the target loss: median [quartiles] over seeds "
-          f"{args.seeds}\n")
+    print(f"\nsteps on each plateau and to the target loss: median [quartiles] over seeds {args.seeds}\n")
     widths = [max(len(str(r[i])) for r in [header] + table) for i in range(len(header))]
     for r in [header] + table:
         print("  ".join(str(x).ljust(w) for x, w in zip(r, widths)))

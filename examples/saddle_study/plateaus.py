@@ -50,7 +50,6 @@ def quartiles(values: Sequence[float]):
     return q[0], statistics.median(values), q[2]
 
 
-
 def median_iqr(values, total, fmt="{:.0f}"):
     """Median [quartiles] of the finite values, with (k/total) when some are missing or
     infinite (runs that never got there, or diverged)."""

@@ -9,6 +9,7 @@ from saddle_study.problems import Problem
 
 def plot(problem: Problem, picks: Dict, runs: Dict, path: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -18,8 +19,13 @@ def plot(problem: Problem, picks: Dict, runs: Dict, path: str) -> None:
     ax = axes[0]
     for i, name in enumerate(names):
         curve = runs[name][0]["losses"]
-        ax.plot(range(1, len(curve) + 1), curve, color=colors[i % len(colors)], lw=1.2,
-                label=f"{name} (lr {picks[name]['lr']:g})")
+        ax.plot(
+            range(1, len(curve) + 1),
+            curve,
+            color=colors[i % len(colors)],
+            lw=1.2,
+            label=f"{name} (lr {picks[name]['lr']:g})",
+        )
         for e in runs[name][0]["summary"]["exits"]:
             if e is not None:
                 ax.plot(e + 1, curve[e], "o", color=colors[i % len(colors)], ms=3)
@@ -40,7 +46,9 @@ def plot(problem: Problem, picks: Dict, runs: Dict, path: str) -> None:
     width = 0.8 / len(names)
     for i, name in enumerate(names):
         for k in range(plateaus):
-            values = [r["summary"]["plateau_steps"][k] for r in runs[name] if r["summary"]["plateau_steps"][k] is not None]
+            values = [
+                r["summary"]["plateau_steps"][k] for r in runs[name] if r["summary"]["plateau_steps"][k] is not None
+            ]
             if not values:
                 continue
             q1, med, q3 = quartiles(values)

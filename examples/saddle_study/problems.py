@@ -19,13 +19,13 @@ INIT_SCALE = 0.01
 class Problem:
     name: str
     title: str
-    inputs: torch.Tensor            # (n, d_in)
-    targets: torch.Tensor           # (n, d_out)
-    widths: List[int]               # d_in, hidden..., d_out
+    inputs: torch.Tensor  # (n, d_in)
+    targets: torch.Tensor  # (n, d_out)
+    widths: List[int]  # d_in, hidden..., d_out
     activation: Optional[Callable]  # None: linear network
-    levels: List[float]             # plateau levels, decreasing, last = final level
+    levels: List[float]  # plateau levels, decreasing, last = final level
     saddle_outputs: List[torch.Tensor]  # the network function at each saddle, on `inputs`
-    steps: int                      # the step budget of a run
+    steps: int  # the step budget of a run
 
     def init(self, seed: int) -> List[torch.Tensor]:
         g = torch.Generator().manual_seed(seed)
@@ -48,8 +48,9 @@ class Problem:
         return 0.5 * ((self.forward(weights, x) - y) ** 2).sum() / x.shape[0]
 
 
-def deep_linear_problem(steps: int, depth: int = 3, width: int = 32,
-                        singular_values: Sequence[float] = (8.0, 4.0, 2.0, 1.0)) -> Problem:
+def deep_linear_problem(
+    steps: int, depth: int = 3, width: int = 32, singular_values: Sequence[float] = (8.0, 4.0, 2.0, 1.0)
+) -> Problem:
     g = torch.Generator().manual_seed(1234)
     u, _ = torch.linalg.qr(torch.randn(width, width, generator=g, dtype=DTYPE))
     v, _ = torch.linalg.qr(torch.randn(width, width, generator=g, dtype=DTYPE))
@@ -60,17 +61,35 @@ def deep_linear_problem(steps: int, depth: int = 3, width: int = 32,
     n = x.shape[0]
     levels = [0.5 * float((s[k:] ** 2).sum()) / n for k in range(r)] + [0.0]
     saddles = [(x @ (u[:, :k] @ torch.diag(s[:k]) @ v[:, :k].t()).t()) for k in range(r)]
-    return Problem("dln", f"deep linear network (depth {depth}, width {width}, s = {tuple(singular_values)})",
-                   x, x @ target_map.t(), [width] * (depth + 1), None, levels, saddles, steps)
+    return Problem(
+        "dln",
+        f"deep linear network (depth {depth}, width {width}, s = {tuple(singular_values)})",
+        x,
+        x @ target_map.t(),
+        [width] * (depth + 1),
+        None,
+        levels,
+        saddles,
+        steps,
+    )
 
 
-def tanh_problem(steps: int, depth: int = 3, width: int = 32,
-                 singular_values: Sequence[float] = (8.0, 4.0, 2.0, 1.0)) -> Problem:
+def tanh_problem(
+    steps: int, depth: int = 3, width: int = 32, singular_values: Sequence[float] = (8.0, 4.0, 2.0, 1.0)
+) -> Problem:
     """The deep linear network's task and initialisation with tanh between the layers.
     Near the origin tanh(z) = z + O(z^3): the saddles of the small-weight region are the
     linear network's to first order, and so are the levels used to cut the plateaus
     (exact for the linear network, approximate here)."""
     linear = deep_linear_problem(steps, depth, width, singular_values)
-    return Problem("tanh", f"tanh network (depth {depth}, width {width}) on the same task",
-                   linear.inputs, linear.targets, linear.widths, torch.tanh, linear.levels,
-                   linear.saddle_outputs, steps)
+    return Problem(
+        "tanh",
+        f"tanh network (depth {depth}, width {width}) on the same task",
+        linear.inputs,
+        linear.targets,
+        linear.widths,
+        torch.tanh,
+        linear.levels,
+        linear.saddle_outputs,
+        steps,
+    )

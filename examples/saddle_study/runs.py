@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
-import torch_mlsgd
 
+import torch_mlsgd
 from saddle_study.plateaus import first_below, plateau_exits, plateau_lengths
 from saddle_study.problems import DTYPE, Problem
 
@@ -15,9 +15,9 @@ from saddle_study.problems import DTYPE, Problem
 @dataclass
 class Method:
     name: str
-    make: Callable          # (weights, lr, seed) -> optimizer
-    batch: Optional[int] = None         # mini-batch size (None: full batch)
-    perturbation: float = 0.0           # std of the noise perturbed GD adds per step
+    make: Callable  # (weights, lr, seed) -> optimizer
+    batch: Optional[int] = None  # mini-batch size (None: full batch)
+    perturbation: float = 0.0  # std of the noise perturbed GD adds per step
 
 
 def methods(args) -> List[Method]:
@@ -26,15 +26,27 @@ def methods(args) -> List[Method]:
         out.append(Method(f"LSGD sigma={sigma:g}", lambda w, lr, seed, s=sigma: torch_mlsgd.LSGD(w, lr=lr, sigma=s)))
     for schedule in args.schedules:
         # MLSGD's random draws are keyed by the run's seed, like its initialisation.
-        out.append(Method(f"MLSGD {schedule}", lambda w, lr, seed, sc=schedule: torch_mlsgd.MLSGD(
-            w, lr=lr, sigma=1.0, schedule=sc, period=args.period, seed=seed)))
+        out.append(
+            Method(
+                f"MLSGD {schedule}",
+                lambda w, lr, seed, sc=schedule: torch_mlsgd.MLSGD(
+                    w, lr=lr, sigma=1.0, schedule=sc, period=args.period, seed=seed
+                ),
+            )
+        )
     out.append(Method(f"SGD batch {args.batch}", lambda w, lr, seed: torch.optim.SGD(w, lr=lr), batch=args.batch))
-    out.append(Method(f"perturbed GD ({args.perturbation:g})", lambda w, lr, seed: torch.optim.SGD(w, lr=lr),
-                      perturbation=args.perturbation))
+    out.append(
+        Method(
+            f"perturbed GD ({args.perturbation:g})",
+            lambda w, lr, seed: torch.optim.SGD(w, lr=lr),
+            perturbation=args.perturbation,
+        )
+    )
     return out
 
 
 # --------------------------------------------------------------------- runs --
+
 
 def checkpoints(steps: int, count: int = 60) -> List[int]:
     """Log-spaced steps at which the distances to the saddles are recorded."""
@@ -44,8 +56,15 @@ def checkpoints(steps: int, count: int = 60) -> List[int]:
     return sorted(p for p in points if p <= steps)
 
 
-def run(problem: Problem, method: Method, lr: float, seed: int, stop_at: Optional[float] = None,
-        record_distances: bool = False, max_steps: Optional[int] = None) -> Dict:
+def run(
+    problem: Problem,
+    method: Method,
+    lr: float,
+    seed: int,
+    stop_at: Optional[float] = None,
+    record_distances: bool = False,
+    max_steps: Optional[int] = None,
+) -> Dict:
     """One training run of problem.steps steps (or max_steps, if fewer), stopping early
     once the loss is at most `stop_at`. Returns the loss per step (before each step), the
     distances to the saddles at log-spaced steps, and whether it diverged."""

@@ -12,15 +12,15 @@ import time
 from typing import Callable, Dict, List, Tuple
 
 import torch
-import torch_mlsgd
 
 import study
+import torch_mlsgd
 from common import fashion_mnist, lm_training
 from common.training import OPTIMIZERS
 from study import dp
 from study.protocol import Space, log_grid, make_space
 from study.regimes import TRAIN_IMAGES, CharLMRegime, FashionData, FashionRegime, Regime, fashion_base
-from study.report import format_verdict, load_results, describe_source, write_outputs
+from study.report import describe_source, format_verdict, load_results, write_outputs
 from study.tuning import run_study
 
 REGIMES = ("full", "small-batch", "dp", "charlm")
@@ -33,18 +33,27 @@ CURVE_EVERY = {"small-batch": 100}
 
 #: Per regime, the small default and the --full study size. Explicit flags win over both.
 SIZES = {
-    "full": dict(small=dict(train_size=8192, val_size=1000, epochs=1, batch_size=128, lrs=log_grid(3e-3, 3, 4)),
-                 full=dict(train_size=0, val_size=0, epochs=3, batch_size=128, lrs=log_grid(3e-3, 0.3, 5))),
-    "small-batch": dict(small=dict(train_size=1200, val_size=1000, epochs=1, batch_size=4,
-                                   lrs=log_grid(3e-4, 0.3, 4)),
-                        full=dict(train_size=6000, val_size=0, epochs=2, batch_size=4, lrs=log_grid(1e-3, 0.1, 5))),
-    "dp": dict(small=dict(train_size=2048, val_size=1000, epochs=1, batch_size=128, lrs=log_grid(1e-2, 10, 4)),
-               full=dict(train_size=20000, val_size=0, epochs=2, batch_size=256, lrs=log_grid(0.01, 10, 7))),
-    "charlm": dict(small=dict(lm_training.SMALL, lrs=log_grid(1e-2, 10, 4)),
-                   full=dict(lm_training.FULL, chars=300_000, lrs=log_grid(1e-2, 1, 5))),
+    "full": dict(
+        small=dict(train_size=8192, val_size=1000, epochs=1, batch_size=128, lrs=log_grid(3e-3, 3, 4)),
+        full=dict(train_size=0, val_size=0, epochs=3, batch_size=128, lrs=log_grid(3e-3, 0.3, 5)),
+    ),
+    "small-batch": dict(
+        small=dict(train_size=1200, val_size=1000, epochs=1, batch_size=4, lrs=log_grid(3e-4, 0.3, 4)),
+        full=dict(train_size=6000, val_size=0, epochs=2, batch_size=4, lrs=log_grid(1e-3, 0.1, 5)),
+    ),
+    "dp": dict(
+        small=dict(train_size=2048, val_size=1000, epochs=1, batch_size=128, lrs=log_grid(1e-2, 10, 4)),
+        full=dict(train_size=20000, val_size=0, epochs=2, batch_size=256, lrs=log_grid(0.01, 10, 7)),
+    ),
+    "charlm": dict(
+        small=dict(lm_training.SMALL, lrs=log_grid(1e-2, 10, 4)),
+        full=dict(lm_training.FULL, chars=300_000, lrs=log_grid(1e-2, 1, 5)),
+    ),
 }
-SECOND_AXES = dict(small=dict(sgd_momenta=[0.9], sigmas=[1.0], seeds=[0, 1]),
-                   full=dict(sgd_momenta=[0.0, 0.5, 0.9], sigmas=[0.5, 1.0, 2.0], seeds=[0, 1, 2]))
+SECOND_AXES = dict(
+    small=dict(sgd_momenta=[0.9], sigmas=[1.0], seeds=[0, 1]),
+    full=dict(sgd_momenta=[0.0, 0.5, 0.9], sigmas=[0.5, 1.0, 2.0], seeds=[0, 1, 2]),
+)
 
 
 def floats(text: str) -> List[float]:
@@ -52,7 +61,9 @@ def floats(text: str) -> List[float]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="tune.py", description=study.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tune.py", description=study.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--regime", default="full", help=f"comma-separated: {', '.join(REGIMES)}, or all")
     parser.add_argument("--full", action="store_true", help="the real study sizes instead of the small defaults")
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
@@ -60,11 +71,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sgd-momenta", type=floats, help="SGD's second axis (default 0.9; --full 0,0.5,0.9)")
     parser.add_argument("--sigmas", type=floats, help="LSGD/MLSGD's second axis (default 1; --full 0.5,1,2)")
     parser.add_argument("--momentum", type=float, default=0.9, help="LSGD/MLSGD's momentum")
-    parser.add_argument("--select-by", choices=("loss", "accuracy"), default="loss",
-                        help="validation metric that picks each optimizer's setting (charlm: loss only)")
+    parser.add_argument(
+        "--select-by",
+        choices=("loss", "accuracy"),
+        default="loss",
+        help="validation metric that picks each optimizer's setting (charlm: loss only)",
+    )
     parser.add_argument("--tune-seed", type=int, default=TUNE_SEED)
-    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",") if x.strip()],
-                        help="seeds of the reported runs (default 0,1; --full 0,1,2)")
+    parser.add_argument(
+        "--seeds",
+        type=lambda s: [int(x) for x in s.split(",") if x.strip()],
+        help="seeds of the reported runs (default 0,1; --full 0,1,2)",
+    )
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--train-size", type=int, help="images of the train part used (0: all 50000)")
@@ -76,16 +94,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=fashion_mnist.DEFAULT_DIR)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--out", help=f"folder for the outputs (default {DEFAULT_OUT}; with --report: none)")
-    parser.add_argument("--tag", default="", help="appended to every regime's name, so that a variant's run "
-                        "(e.g. --momentum 0) can be reported next to the main one")
-    parser.add_argument("--report", nargs="+", metavar="RESULTS",
-                        help="run nothing: print the verdict table of earlier runs (results.json files or their "
-                             "folders, e.g. docs/study); with --out, also write their merge there")
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="appended to every regime's name, so that a variant's run "
+        "(e.g. --momentum 0) can be reported next to the main one",
+    )
+    parser.add_argument(
+        "--report",
+        nargs="+",
+        metavar="RESULTS",
+        help="run nothing: print the verdict table of earlier runs (results.json files or their "
+        "folders, e.g. docs/study); with --out, also write their merge there",
+    )
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="only the final table")
     args = parser.parse_args(argv)
-    args.regimes = list(REGIMES) if args.regime.strip() == "all" else \
-        [r.strip() for r in args.regime.split(",") if r.strip()]
+    args.regimes = (
+        list(REGIMES) if args.regime.strip() == "all" else [r.strip() for r in args.regime.split(",") if r.strip()]
+    )
     for r in args.regimes:
         if r not in REGIMES:
             parser.error(f"unknown regime {r!r} (choose from {', '.join(REGIMES)}, or all)")
@@ -137,23 +164,39 @@ def build_regimes(args: argparse.Namespace, log: Callable[[str], None]) -> List[
         sizes = regime_sizes(args, name)
         if name in ("full", "small-batch", "dp"):
             # At least ~16 points per epoch on the training curves, whatever the subset.
-            curve_every = max(1, min(CURVE_EVERY.get(name, 20), math.ceil(
-                (sizes["train_size"] or TRAIN_IMAGES) / sizes["batch_size"]) // 16))
+            curve_every = max(
+                1,
+                min(
+                    CURVE_EVERY.get(name, 20),
+                    math.ceil((sizes["train_size"] or TRAIN_IMAGES) / sizes["batch_size"]) // 16,
+                ),
+            )
             base = fashion_base(sizes["epochs"], sizes["batch_size"], curve_every)
         if name == "full":
             built.append((FashionRegime("full", data(sizes), base, f"LeNet, batch {base.batch_size}"), space(sizes)))
         elif name == "small-batch":
-            built.append((FashionRegime("small-batch", data(sizes), base, f"LeNet, batch {base.batch_size}"),
-                          space(sizes)))
+            built.append(
+                (FashionRegime("small-batch", data(sizes), base, f"LeNet, batch {base.batch_size}"), space(sizes))
+            )
         elif name == "dp":
             for epsilon in args.epsilons:
                 regime = dp.DPRegime(f"dp-eps{epsilon:g}", data(sizes), base, epsilon, args.delta, args.max_grad_norm)
-                log(f"dp-eps{epsilon:g}{args.tag}: noise multiplier {regime.noise_multiplier:.4f} for epsilon {epsilon:g}, "
-                    f"delta {args.delta:g}, sample rate {regime.sample_rate:.4g}, {base.epochs} epoch(s)")
+                log(
+                    f"dp-eps{epsilon:g}{args.tag}: noise multiplier {regime.noise_multiplier:.4f} for epsilon "
+                    f"{epsilon:g}, delta {args.delta:g}, sample rate {regime.sample_rate:.4g}, {base.epochs} epoch(s)"
+                )
                 built.append((regime, space(sizes)))
         else:
-            base = argparse.Namespace(model="charlm", weight_decay=0.0, curve_every=5, lr=None, momentum=None,
-                                      sigma=None, mlsgd_seed=0, **{k: v for k, v in sizes.items() if k != "lrs"})
+            base = argparse.Namespace(
+                model="charlm",
+                weight_decay=0.0,
+                curve_every=5,
+                lr=None,
+                momentum=None,
+                sigma=None,
+                mlsgd_seed=0,
+                **{k: v for k, v in sizes.items() if k != "lrs"},
+            )
             built.append((CharLMRegime(base), space(sizes)))
     for regime, _ in built:
         regime.name += args.tag
@@ -182,9 +225,11 @@ def main(argv=None) -> List[Dict]:
     torch.set_num_threads(args.threads)
     log = (lambda _: None) if args.quiet else (lambda line: print(line, flush=True))
     if "dp" in args.regimes and dp.import_opacus() is None:
-        message = (f"tune.py: --regime dp needs Opacus, which is not installed for this Python "
-                   f"({sys.executable}, torch {torch.__version__}). It comes from PyPI: "
-                   f"`python -m pip install {dp.OPACUS_PIN}` (pinned in requirements/test.txt).")
+        message = (
+            f"tune.py: --regime dp needs Opacus, which is not installed for this Python "
+            f"({sys.executable}, torch {torch.__version__}). It comes from PyPI: "
+            f"`python -m pip install {dp.OPACUS_PIN}` (pinned in requirements/test.txt)."
+        )
         if args.regime.strip() != "all":
             sys.exit(message)
         print(message + " Skipping the dp regime.", file=sys.stderr)
@@ -197,17 +242,27 @@ def main(argv=None) -> List[Dict]:
     results = []
     for regime, space in regimes:
         results.append(run_study(regime, space, args.tune_seed, args.seeds, args.select_by, log))
-        log(f"{regime.name}: {results[-1]['seconds']['tuning']:.0f} s tuning, "
-            f"{results[-1]['seconds']['reporting']:.0f} s reported runs")
+        log(
+            f"{regime.name}: {results[-1]['seconds']['tuning']:.0f} s tuning, "
+            f"{results[-1]['seconds']['reporting']:.0f} s reported runs"
+        )
     total = time.perf_counter() - started
     print()
     print(format_verdict(results))
-    print(f"\ntotal {total:.0f} s, torch {torch.__version__}, {args.threads} thread(s), torch_mlsgd "
-          f"{torch_mlsgd.__version__}; {'full' if args.full else 'small default'} sizes; selected by validation "
-          f"{args.select_by}, tuning seed {args.tune_seed}, reported seeds {','.join(map(str, args.seeds))}")
+    print(
+        f"\ntotal {total:.0f} s, torch {torch.__version__}, {args.threads} thread(s), torch_mlsgd "
+        f"{torch_mlsgd.__version__}; {'full' if args.full else 'small default'} sizes; selected by validation "
+        f"{args.select_by}, tuning seed {args.tune_seed}, reported seeds {','.join(map(str, args.seeds))}"
+    )
     config = {k: v for k, v in vars(args).items() if k not in ("quiet", "report")}
-    write_outputs(args.out, dict(config=config, results=results, seconds=total, torch=torch.__version__,
-                                 torch_mlsgd=torch_mlsgd.__version__), results, not args.no_plots)
+    write_outputs(
+        args.out,
+        dict(
+            config=config, results=results, seconds=total, torch=torch.__version__, torch_mlsgd=torch_mlsgd.__version__
+        ),
+        results,
+        not args.no_plots,
+    )
     return results
 
 

@@ -45,8 +45,9 @@ class DPRegime(FashionRegime):
     accountant's epsilon. Tuning itself is not privately accounted (see docs/study.md).
     """
 
-    def __init__(self, name: str, data: FashionData, base: argparse.Namespace, epsilon: float, delta: float,
-                 max_grad_norm: float):
+    def __init__(
+        self, name: str, data: FashionData, base: argparse.Namespace, epsilon: float, delta: float, max_grad_norm: float
+    ):
         from opacus.accountants.utils import get_noise_multiplier
 
         super().__init__(name, data, base, f"DP, epsilon {epsilon:g}, delta {delta:g}")
@@ -54,30 +55,59 @@ class DPRegime(FashionRegime):
         n = data.train[0].shape[0]
         # make_private uses sample rate 1 / len(data_loader), i.e. 1 / ceil(n / batch): the same here.
         self.sample_rate = 1 / math.ceil(n / base.batch_size)
-        self.noise_multiplier = get_noise_multiplier(target_epsilon=epsilon, target_delta=delta,
-                                                     sample_rate=self.sample_rate, epochs=base.epochs,
-                                                     accountant="rdp", alphas=RDP_ALPHAS)
+        self.noise_multiplier = get_noise_multiplier(
+            target_epsilon=epsilon,
+            target_delta=delta,
+            sample_rate=self.sample_rate,
+            epochs=base.epochs,
+            accountant="rdp",
+            alphas=RDP_ALPHAS,
+        )
 
     def run(self, optimizer: str, config: Config, seed: int, split: str) -> Dict:
         eval_x, eval_y = self.data.eval_split(split)
         args = trial_args(self.base, config, seed)
         epochs: List[Dict] = []
         try:
-            epsilon = train_dp(optimizer, seed, self.data.train, (eval_x, eval_y), args, self.noise_multiplier,
-                               self.max_grad_norm, self.delta, epochs)
+            epsilon = train_dp(
+                optimizer,
+                seed,
+                self.data.train,
+                (eval_x, eval_y),
+                args,
+                self.noise_multiplier,
+                self.max_grad_norm,
+                self.delta,
+                epochs,
+            )
         except Diverged as error:
             return _diverged(epochs, error)
         return dict(epochs=epochs, diverged=not math.isfinite(epochs[-1]["eval_loss"]), info=dict(epsilon=epsilon))
 
     def protocol(self) -> Dict:
-        return dict(super().protocol(), target_epsilon=self.epsilon, delta=self.delta,
-                    noise_multiplier=self.noise_multiplier, max_grad_norm=self.max_grad_norm,
-                    sample_rate=self.sample_rate, accountant="rdp", sampling="Poisson")
+        return dict(
+            super().protocol(),
+            target_epsilon=self.epsilon,
+            delta=self.delta,
+            noise_multiplier=self.noise_multiplier,
+            max_grad_norm=self.max_grad_norm,
+            sample_rate=self.sample_rate,
+            accountant="rdp",
+            sampling="Poisson",
+        )
 
 
-def train_dp(optimizer_name: str, seed: int, train: Tuple[torch.Tensor, torch.Tensor],
-             evaluation: Tuple[torch.Tensor, torch.Tensor], args: argparse.Namespace, noise_multiplier: float,
-             max_grad_norm: float, delta: float, epochs: List[Dict]) -> float:
+def train_dp(
+    optimizer_name: str,
+    seed: int,
+    train: Tuple[torch.Tensor, torch.Tensor],
+    evaluation: Tuple[torch.Tensor, torch.Tensor],
+    args: argparse.Namespace,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    delta: float,
+    epochs: List[Dict],
+) -> float:
     """Opacus training of LeNet with one optimizer; appends per-epoch records to ``epochs``.
 
     Returns the accountant's epsilon at ``delta`` after the run. Raises common.training.Diverged
@@ -90,22 +120,32 @@ def train_dp(optimizer_name: str, seed: int, train: Tuple[torch.Tensor, torch.Te
         # for experiments) and its backward hooks on a model whose input needs no gradient.
         warnings.filterwarnings("ignore", "Secure RNG turned off", UserWarning)
         warnings.filterwarnings("ignore", "Full backward hook is firing", UserWarning)
-        return _train_dp(PrivacyEngine, optimizer_name, seed, train, evaluation, args, noise_multiplier,
-                         max_grad_norm, delta, epochs)
+        return _train_dp(
+            PrivacyEngine, optimizer_name, seed, train, evaluation, args, noise_multiplier, max_grad_norm, delta, epochs
+        )
 
 
-def _train_dp(PrivacyEngine, optimizer_name, seed, train, evaluation, args, noise_multiplier, max_grad_norm, delta,
-              epochs):
+def _train_dp(
+    PrivacyEngine, optimizer_name, seed, train, evaluation, args, noise_multiplier, max_grad_norm, delta, epochs
+):
     torch.manual_seed(seed)  # identical initial weights for every optimizer of a seed
     model = make_model("lenet")
     optimizer = make_optimizer(optimizer_name, model.parameters(), args)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*train), batch_size=args.batch_size,
-                                         generator=torch.Generator().manual_seed(seed))
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(*train),
+        batch_size=args.batch_size,
+        generator=torch.Generator().manual_seed(seed),
+    )
     engine = PrivacyEngine(accountant="rdp")
     # Same sampling and noise draws for every optimizer of a seed (they see the same shapes).
-    model, optimizer, loader = engine.make_private(module=model, optimizer=optimizer, data_loader=loader,
-                                                   noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
-                                                   noise_generator=torch.Generator().manual_seed(seed + 1))
+    model, optimizer, loader = engine.make_private(
+        module=model,
+        optimizer=optimizer,
+        data_loader=loader,
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=max_grad_norm,
+        noise_generator=torch.Generator().manual_seed(seed + 1),
+    )
     steps_per_epoch = len(loader)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs * steps_per_epoch)
 
@@ -116,8 +156,9 @@ def _train_dp(PrivacyEngine, optimizer_name, seed, train, evaluation, args, nois
         return F.cross_entropy(model(x), y, reduction="sum") / max(1, y.shape[0]), y.shape[0]
 
     for epoch in range(args.epochs):
-        record = train_epoch(optimizer, scheduler, loader, loss_of, f"DP-{NAMES[optimizer_name]}", epoch + 1,
-                                     args.curve_every)
+        record = train_epoch(
+            optimizer, scheduler, loader, loss_of, f"DP-{NAMES[optimizer_name]}", epoch + 1, args.curve_every
+        )
         eval_loss, eval_accuracy = evaluate_classifier(model, *evaluation)
         epochs.append(dict(epoch=epoch + 1, **record, eval_loss=eval_loss, eval_accuracy=eval_accuracy))
     return engine.accountant.get_epsilon(delta, alphas=RDP_ALPHAS)

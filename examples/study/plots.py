@@ -30,22 +30,27 @@ def plot(results: Sequence[Dict], out: str) -> None:
                 # Diverged trials are drawn at 1.1 x chance level, with an x; losses above it are clipped.
                 losses = [min(t["val_loss"], 1.1 * chance) for t in mine]
                 style = ["-", "--", ":"][i % 3]
-                ax.plot(lrs, losses, style, color=colors[name], marker="o", ms=3,
-                        label=f"{NAMES[name]} {second} {value:g}")
+                ax.plot(
+                    lrs, losses, style, color=colors[name], marker="o", ms=3, label=f"{NAMES[name]} {second} {value:g}"
+                )
                 bad = [(lr, loss) for lr, loss, t in zip(lrs, losses, mine) if t["status"] == "diverged"]
                 if bad:
                     ax.plot(*zip(*bad), "x", color=colors[name], ms=8)
         for row in result["summary"]:
             if row["largest_stable_lr"] is not None:  # dash patterns keep coinciding lines visible
-                ax.axvline(row["largest_stable_lr"], color=colors[row["optimizer"]], alpha=0.6, lw=2,
-                           ls=dict(sgd="-", lsgd="--", mlsgd=":")[row["optimizer"]])
+                ax.axvline(
+                    row["largest_stable_lr"],
+                    color=colors[row["optimizer"]],
+                    alpha=0.6,
+                    lw=2,
+                    ls=dict(sgd="-", lsgd="--", mlsgd=":")[row["optimizer"]],
+                )
         ax.axhline(chance, color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_ylim(top=1.15 * chance)
         ax.set_xlabel("initial learning rate")
         ax.set_ylabel("final validation loss")
-        ax.set_title(f"{result['regime']}: validation loss; vertical: largest stable lr; x: diverged",
-                     fontsize=8)
+        ax.set_title(f"{result['regime']}: validation loss; vertical: largest stable lr; x: diverged", fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -25,11 +25,16 @@ def log_grid(low: float, high: float, points: int) -> List[float]:
     if points == 1:
         return [low]
     ratio = (high / low) ** (1 / (points - 1))
-    return [float(f"{low * ratio ** i:.3g}") for i in range(points)]
+    return [float(f"{low * ratio**i:.3g}") for i in range(points)]
 
 
-def make_space(lrs: Sequence[float], sgd_momenta: Sequence[float], sigmas: Sequence[float], momentum: float,
-               optimizers: Sequence[str] = OPTIMIZERS) -> Space:
+def make_space(
+    lrs: Sequence[float],
+    sgd_momenta: Sequence[float],
+    sigmas: Sequence[float],
+    momentum: float,
+    optimizers: Sequence[str] = OPTIMIZERS,
+) -> Space:
     """Every optimizer's grid: ``lrs`` times its second axis, the same number of trials each.
 
     SGD's second axis is its momentum; LSGD's and MLSGD's is sigma (at ``momentum``). The
@@ -112,8 +117,9 @@ def edges(pick: Trial, configs: Sequence[Config]) -> Dict[str, str]:
 def largest_stable_lr(trials: Sequence[Trial], pick: Trial) -> Optional[float]:
     """The largest lr whose trial ended "ok", among the trials sharing the pick's other values."""
     others = {k: v for k, v in pick.config.items() if k != "lr"}
-    stable = [t.config["lr"] for t in trials
-              if t.status == "ok" and all(t.config.get(k) == v for k, v in others.items())]
+    stable = [
+        t.config["lr"] for t in trials if t.status == "ok" and all(t.config.get(k) == v for k, v in others.items())
+    ]
     return max(stable) if stable else None
 
 
@@ -131,12 +137,19 @@ def verdict(rows: Sequence[Dict], metric: str, higher_is_better: bool) -> Dict:
     ranked = sorted(usable, key=lambda r: -r[metric][0] if higher_is_better else r[metric][0])
     best = ranked[0]
     if len(ranked) == 1:
-        return dict(best=best["optimizer"], runner_up=None, margin=None, spread=None, exceeds_spread=False,
-                    metric=metric)
+        return dict(
+            best=best["optimizer"], runner_up=None, margin=None, spread=None, exceeds_spread=False, metric=metric
+        )
     second = ranked[1]
     margin = abs(best[metric][0] - second[metric][0])
     spread = best[metric][1] + second[metric][1]
     # With fewer than two finished seeds there is no spread to measure the margin against.
     measured = min(r.get("seeds", 0) - r.get("diverged_seeds", 0) for r in (best, second)) >= 2
-    return dict(best=best["optimizer"], runner_up=second["optimizer"], margin=margin, spread=spread,
-                exceeds_spread=(margin > spread) if measured else None, metric=metric)
+    return dict(
+        best=best["optimizer"],
+        runner_up=second["optimizer"],
+        margin=margin,
+        spread=spread,
+        exceeds_spread=(margin > spread) if measured else None,
+        metric=metric,
+    )

@@ -97,8 +97,17 @@ def fashion_split(n_images: int, train_size: int = 0, val_size: int = 0) -> Tupl
 
 def fashion_base(epochs: int, batch_size: int, curve_every: int, model: str = "lenet") -> argparse.Namespace:
     """What a Fashion-MNIST regime trains with besides a trial's hyper-parameters (no weight decay)."""
-    return argparse.Namespace(model=model, epochs=epochs, batch_size=batch_size, curve_every=curve_every,
-                              weight_decay=0.0, lr=None, momentum=None, sigma=None, mlsgd_seed=0)
+    return argparse.Namespace(
+        model=model,
+        epochs=epochs,
+        batch_size=batch_size,
+        curve_every=curve_every,
+        weight_decay=0.0,
+        lr=None,
+        momentum=None,
+        sigma=None,
+        mlsgd_seed=0,
+    )
 
 
 class FashionRegime(Regime):
@@ -109,24 +118,32 @@ class FashionRegime(Regime):
 
     chance_loss = math.log(10)
 
-    def __init__(self, name: str, data: FashionData, base: argparse.Namespace, description: str,
-                 progress: Callable = quiet):
+    def __init__(
+        self, name: str, data: FashionData, base: argparse.Namespace, description: str, progress: Callable = quiet
+    ):
         self.name, self.data, self.base, self.description = name, data, base, description
         self.progress = progress
 
     def run(self, optimizer: str, config: Config, seed: int, split: str) -> Dict:
         args = trial_args(self.base, config, seed)
         try:
-            epochs = train_classifier(optimizer, seed, self.data.train, self.data.eval_split(split), args,
-                                      self.progress)
+            epochs = train_classifier(
+                optimizer, seed, self.data.train, self.data.eval_split(split), args, self.progress
+            )
         except Diverged as error:
             return _diverged([], error)
         return dict(epochs=epochs, diverged=not math.isfinite(epochs[-1]["eval_loss"]), info={})
 
     def protocol(self) -> Dict:
-        return dict(model=self.base.model, batch_size=self.base.batch_size, epochs=self.base.epochs,
-                    train_images=self.data.ranges["train"], val_images=self.data.ranges["val"],
-                    test_images="all 10000 of the test file", lr_schedule="cosine to 0 over all steps")
+        return dict(
+            model=self.base.model,
+            batch_size=self.base.batch_size,
+            epochs=self.base.epochs,
+            train_images=self.data.ranges["train"],
+            val_images=self.data.ranges["val"],
+            test_images="all 10000 of the test file",
+            lr_schedule="cosine to 0 over all steps",
+        )
 
 
 class CharLMRegime(Regime):
@@ -138,8 +155,10 @@ class CharLMRegime(Regime):
     def __init__(self, base: argparse.Namespace):
         self.name, self.base = "charlm", base
         self.parts = stdlib_corpus.split_corpus(stdlib_corpus.load_corpus(base.chars))
-        self.description = (f"byte-level transformer, d_model {base.d_model}, {base.layers} layers, "
-                            f"context {base.context}, {base.chars} bytes")
+        self.description = (
+            f"byte-level transformer, d_model {base.d_model}, {base.layers} layers, "
+            f"context {base.context}, {base.chars} bytes"
+        )
 
     def run(self, optimizer: str, config: Config, seed: int, split: str) -> Dict:
         if split not in ("val", "test"):
@@ -155,10 +174,20 @@ class CharLMRegime(Regime):
 
     def protocol(self) -> Dict:
         sizes = {k: int(v.numel()) for k, v in self.parts.items()}
-        return dict(model=dict(d_model=self.base.d_model, layers=self.base.layers, heads=self.base.heads,
-                               context=self.base.context,
-                               parameters=count_parameters(CharTransformer(
-                                   self.base.d_model, self.base.layers, self.base.heads, self.base.context))),
-                    corpus_bytes=self.base.chars, split_bytes=sizes, batch_size=self.base.batch_size,
-                    epochs=self.base.epochs, eval_windows=self.base.eval_windows,
-                    lr_schedule="cosine to 0 over all steps")
+        return dict(
+            model=dict(
+                d_model=self.base.d_model,
+                layers=self.base.layers,
+                heads=self.base.heads,
+                context=self.base.context,
+                parameters=count_parameters(
+                    CharTransformer(self.base.d_model, self.base.layers, self.base.heads, self.base.context)
+                ),
+            ),
+            corpus_bytes=self.base.chars,
+            split_bytes=sizes,
+            batch_size=self.base.batch_size,
+            epochs=self.base.epochs,
+            eval_windows=self.base.eval_windows,
+            lr_schedule="cosine to 0 over all steps",
+        )

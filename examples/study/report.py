@@ -22,8 +22,10 @@ def describe_config(config: Config) -> str:
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A Markdown table, columns padded to their widest cell."""
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    lines = ["| " + " | ".join(str(h).ljust(w) for h, w in zip(header, widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines = [
+        "| " + " | ".join(str(h).ljust(w) for h, w in zip(header, widths)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
     lines += ["| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths)) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -34,8 +36,16 @@ def format_verdict(results: Sequence[Dict]) -> str:
     ``results`` holds one dict per regime with keys regime, summary (rows as made by
     :func:`summarize`), verdict (from :func:`verdict`) and optionally note.
     """
-    header = ["regime", "optimizer", "pick (by validation)", "max stable lr", "test loss", "test acc. % / ppl",
-              "s / epoch", ""]
+    header = [
+        "regime",
+        "optimizer",
+        "pick (by validation)",
+        "max stable lr",
+        "test loss",
+        "test acc. % / ppl",
+        "s / epoch",
+        "",
+    ]
     rows = []
     for result in results:
         best = result["verdict"]["best"]
@@ -52,9 +62,18 @@ def format_verdict(results: Sequence[Dict]) -> str:
             if r["diverged_seeds"]:
                 flags.append(f"{r['diverged_seeds']} seed(s) diverged")
             stable = "none" if r["largest_stable_lr"] is None else f"{r['largest_stable_lr']:g}"
-            rows.append([result["regime"], NAMES[r["optimizer"]], describe_config(r["config"]), stable,
-                         "{:.4f} ± {:.4f}".format(*r["test_loss"]), second, f"{r['seconds_per_epoch']:.2f}",
-                         "; ".join(flags)])
+            rows.append(
+                [
+                    result["regime"],
+                    NAMES[r["optimizer"]],
+                    describe_config(r["config"]),
+                    stable,
+                    "{:.4f} ± {:.4f}".format(*r["test_loss"]),
+                    second,
+                    f"{r['seconds_per_epoch']:.2f}",
+                    "; ".join(flags),
+                ]
+            )
     lines = [format_table(header, rows), ""]
     for result in results:
         v = result["verdict"]
@@ -66,14 +85,18 @@ def format_verdict(results: Sequence[Dict]) -> str:
         else:
             scale = 100 if v["metric"] == "test_accuracy" else 1
             unit = " points" if scale == 100 else ""
-            head = (f"{result['regime']}: best {NAMES[v['best']]} by {metric}; its margin over "
-                    f"{NAMES[v['runner_up']]}, {scale * v['margin']:.4g}{unit}, ")
+            head = (
+                f"{result['regime']}: best {NAMES[v['best']]} by {metric}; its margin over "
+                f"{NAMES[v['runner_up']]}, {scale * v['margin']:.4g}{unit}, "
+            )
             if v["exceeds_spread"] is None:
                 lines.append(head + "cannot be judged: fewer than two seeds finished, so there is no spread")
             else:
                 word = "exceeds" if v["exceeds_spread"] else "is within"
-                lines.append(head + f"{word} the spread over seeds ({scale * v['spread']:.4g}{unit}, the sum of "
-                             f"the two standard deviations)")
+                lines.append(
+                    head + f"{word} the spread over seeds ({scale * v['spread']:.4g}{unit}, the sum of "
+                    f"the two standard deviations)"
+                )
         if result.get("note"):
             lines.append(f"  {result['note']}")
     return "\n".join(lines)
@@ -82,30 +105,76 @@ def format_verdict(results: Sequence[Dict]) -> str:
 def write_csvs(results: Sequence[Dict], out: str) -> None:
     with open(os.path.join(out, "trials.csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["regime", "optimizer", "lr", "momentum", "sigma", "val_loss", "val_accuracy", "status",
-                         "seconds_per_epoch"])
+        writer.writerow(
+            [
+                "regime",
+                "optimizer",
+                "lr",
+                "momentum",
+                "sigma",
+                "val_loss",
+                "val_accuracy",
+                "status",
+                "seconds_per_epoch",
+            ]
+        )
         for result in results:
             for name, trials in result["trials"].items():
                 for t in trials:
-                    writer.writerow([result["regime"], NAMES[name], t["config"]["lr"], t["config"]["momentum"],
-                                     t["config"].get("sigma", ""), f"{t['val_loss']:.6f}",
-                                     "" if t["val_accuracy"] is None else f"{t['val_accuracy']:.6f}", t["status"],
-                                     f"{t['seconds_per_epoch']:.3f}"])
+                    writer.writerow(
+                        [
+                            result["regime"],
+                            NAMES[name],
+                            t["config"]["lr"],
+                            t["config"]["momentum"],
+                            t["config"].get("sigma", ""),
+                            f"{t['val_loss']:.6f}",
+                            "" if t["val_accuracy"] is None else f"{t['val_accuracy']:.6f}",
+                            t["status"],
+                            f"{t['seconds_per_epoch']:.3f}",
+                        ]
+                    )
     with open(os.path.join(out, "finals.csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["regime", "optimizer", "lr", "momentum", "sigma", "seed", "epoch", "train_loss",
-                         "test_loss", "test_accuracy", "seconds", "step_ms", "epsilon"])
+        writer.writerow(
+            [
+                "regime",
+                "optimizer",
+                "lr",
+                "momentum",
+                "sigma",
+                "seed",
+                "epoch",
+                "train_loss",
+                "test_loss",
+                "test_accuracy",
+                "seconds",
+                "step_ms",
+                "epsilon",
+            ]
+        )
         for result in results:
             for name, runs in result["finals"].items():
                 config = next(r["config"] for r in result["summary"] if r["optimizer"] == name)
                 for run in runs:
                     for e in run["epochs"]:
-                        writer.writerow([result["regime"], NAMES[name], config["lr"], config["momentum"],
-                                         config.get("sigma", ""), run["seed"], e["epoch"], f"{e['train_loss']:.6f}",
-                                         f"{e['eval_loss']:.6f}",
-                                         "" if e["eval_accuracy"] is None else f"{e['eval_accuracy']:.6f}",
-                                         f"{e['seconds']:.3f}", f"{e['step_ms']:.4f}",
-                                         run["info"].get("epsilon", "")])
+                        writer.writerow(
+                            [
+                                result["regime"],
+                                NAMES[name],
+                                config["lr"],
+                                config["momentum"],
+                                config.get("sigma", ""),
+                                run["seed"],
+                                e["epoch"],
+                                f"{e['train_loss']:.6f}",
+                                f"{e['eval_loss']:.6f}",
+                                "" if e["eval_accuracy"] is None else f"{e['eval_accuracy']:.6f}",
+                                f"{e['seconds']:.3f}",
+                                f"{e['step_ms']:.4f}",
+                                run["info"].get("epsilon", ""),
+                            ]
+                        )
 
 
 def _plain(value):
@@ -168,9 +237,18 @@ def load_results(paths: Sequence[str]) -> Tuple[List[Dict], List[Dict]]:
         if not isinstance(saved, dict) or "results" not in saved:
             raise ValueError(f"{file!r} is not a results.json written by tune.py (it has no 'results')")
         # A merged file lists its own sources; a single run is its own source.
-        sources.extend(saved.get("sources") or [dict(path=file, config=saved.get("config"),
-                                                     torch=saved.get("torch"), seconds=saved.get("seconds"),
-                                                     torch_mlsgd=saved.get("torch_mlsgd"))])
+        sources.extend(
+            saved.get("sources")
+            or [
+                dict(
+                    path=file,
+                    config=saved.get("config"),
+                    torch=saved.get("torch"),
+                    seconds=saved.get("seconds"),
+                    torch_mlsgd=saved.get("torch_mlsgd"),
+                )
+            ]
+        )
         for result in saved["results"]:
             if any(r["regime"] == result["regime"] for r in results):
                 raise ValueError(f"regime {result['regime']!r} appears twice (again in {file!r})")
@@ -182,11 +260,12 @@ def describe_source(source: Dict) -> str:
     """One line: which run a result came from (torch, sizes, seeds, wall-clock)."""
     config = source.get("config") or {}
     seconds = source.get("seconds")
-    return (f"{source.get('path')}: regimes {','.join(config.get('regimes', []))}, "
-            f"{'full' if config.get('full') else 'small default'} sizes, torch {source.get('torch')}, "
-            f"{config.get('threads')} thread(s), tuning seed {config.get('tune_seed')}, reported seeds "
-            f"{','.join(map(str, config.get('seeds', [])))}"
-            + ("" if seconds is None else f", {seconds / 60:.0f} min"))
+    return (
+        f"{source.get('path')}: regimes {','.join(config.get('regimes', []))}, "
+        f"{'full' if config.get('full') else 'small default'} sizes, torch {source.get('torch')}, "
+        f"{config.get('threads')} thread(s), tuning seed {config.get('tune_seed')}, reported seeds "
+        f"{','.join(map(str, config.get('seeds', [])))}" + ("" if seconds is None else f", {seconds / 60:.0f} min")
+    )
 
 
 def write_outputs(out: str, saved: Dict, results: Sequence[Dict], plots: bool) -> None:

@@ -22,10 +22,16 @@ def write_idx(path, magic, shape, payload, compress=True):
 
 def make_split(directory, prefix, n, compress=True, label_value=3):
     suffix = ".gz" if compress else ""
-    write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte{suffix}"), 0x803, (n, 28, 28),
-              bytes(range(256)) * (n * 784 // 256) + bytes(n * 784 % 256), compress)
-    write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte{suffix}"), 0x801, (n,), bytes([label_value] * n),
-              compress)
+    write_idx(
+        os.path.join(directory, f"{prefix}-images-idx3-ubyte{suffix}"),
+        0x803,
+        (n, 28, 28),
+        bytes(range(256)) * (n * 784 // 256) + bytes(n * 784 % 256),
+        compress,
+    )
+    write_idx(
+        os.path.join(directory, f"{prefix}-labels-idx1-ubyte{suffix}"), 0x801, (n,), bytes([label_value] * n), compress
+    )
 
 
 def test_loads_debians_files():
@@ -75,8 +81,25 @@ def test_compare_reports_missing_data_clearly(tmp_path, capsys):
 
 def test_short_training_run_lowers_the_loss_of_every_optimizer(tmp_path):
     out = tmp_path / "run"
-    summary = compare.main(["--epochs", "2", "--subset", "1536", "--batch-size", "64", "--seeds", "0",
-                            "--threads", "2", "--no-progress", "--out", str(out), "--curve-every", "4"])
+    summary = compare.main(
+        [
+            "--epochs",
+            "2",
+            "--subset",
+            "1536",
+            "--batch-size",
+            "64",
+            "--seeds",
+            "0",
+            "--threads",
+            "2",
+            "--no-progress",
+            "--out",
+            str(out),
+            "--curve-every",
+            "4",
+        ]
+    )
     assert [r["optimizer"] for r in summary] == ["SGD", "LSGD", "MLSGD"]
     results = json.loads((out / "results.json").read_text())
     for run in results["runs"]:

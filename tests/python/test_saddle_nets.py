@@ -91,8 +91,9 @@ def test_gd_on_the_deep_linear_network_rests_on_one_plateau_per_singular_value()
 
 
 def test_quick_study_writes_its_outputs(tmp_path):
-    report = cli.main(["--quick", "--problems", "dln", "--out", str(tmp_path), "--sigmas", "1",
-                               "--schedules", "random"])
+    report = cli.main(
+        ["--quick", "--problems", "dln", "--out", str(tmp_path), "--sigmas", "1", "--schedules", "random"]
+    )
     for name in ("saddle_nets.json", "saddle_nets_summary.csv", "saddle_nets_dln.csv", "saddle_nets_dln.png"):
         assert (tmp_path / name).exists()
     picks = report["problems"]["dln"]["picks"]

@@ -17,11 +17,18 @@ from study import cli, dp, protocol, regimes, report, tuning
 
 
 def trial(lr, loss, status="ok", optimizer="sgd", **config):
-    return protocol.Trial(optimizer=optimizer, config=dict(lr=lr, momentum=0.9, **config), val_loss=loss,
-                      val_accuracy=None, status=status, seconds_per_epoch=1.0)
+    return protocol.Trial(
+        optimizer=optimizer,
+        config=dict(lr=lr, momentum=0.9, **config),
+        val_loss=loss,
+        val_accuracy=None,
+        status=status,
+        seconds_per_epoch=1.0,
+    )
 
 
 # ------------------------------------------------------------------------------------- splits
+
 
 def test_fashion_validation_part_is_disjoint_from_the_train_part():
     (train_lo, train_hi), (val_lo, val_hi) = regimes.fashion_split(60000)
@@ -67,6 +74,7 @@ def test_charlm_corpus_is_deterministic():
 
 # ------------------------------------------------------------------------------------ budgets
 
+
 @pytest.mark.parametrize("axes", ["small", "full"])
 def test_every_optimizer_gets_the_same_number_of_trials(axes):
     second = cli.SECOND_AXES[axes]
@@ -93,6 +101,7 @@ def test_unequal_budgets_are_refused():
 
 # ---------------------------------------------------------------------------------- selection
 
+
 class FakeRegime(regimes.Regime):
     """A quadratic in log10(lr), with its validation optimum at lr 0.1 and its test optimum at lr 1.
 
@@ -110,8 +119,15 @@ class FakeRegime(regimes.Regime):
         loss = 1.0 + (math.log10(config["lr"]) - best) ** 2 + 0.01 * seed
         if config["lr"] > 5:
             return dict(epochs=[], diverged=True, info={})
-        epoch = dict(epoch=1, train_loss=loss, eval_loss=loss, eval_accuracy=1 / loss, seconds=0.1, step_ms=0.01,
-                     loss_curve=[loss])
+        epoch = dict(
+            epoch=1,
+            train_loss=loss,
+            eval_loss=loss,
+            eval_accuracy=1 / loss,
+            seconds=0.1,
+            step_ms=0.01,
+            loss_curve=[loss],
+        )
         return dict(epochs=[epoch], diverged=False, info={})
 
 
@@ -160,8 +176,12 @@ def test_best_at_an_edge_of_the_grid_is_detected():
 
 
 def test_largest_stable_lr_holds_the_picks_other_values():
-    trials = [trial(0.1, 0.5, sigma=1.0), trial(1.0, 0.4, sigma=1.0), trial(10.0, 9.0, "no-progress", sigma=1.0),
-              trial(10.0, 0.2, sigma=2.0)]
+    trials = [
+        trial(0.1, 0.5, sigma=1.0),
+        trial(1.0, 0.4, sigma=1.0),
+        trial(10.0, 9.0, "no-progress", sigma=1.0),
+        trial(10.0, 0.2, sigma=2.0),
+    ]
     assert protocol.largest_stable_lr(trials, trials[1]) == 1.0
     assert protocol.largest_stable_lr(trials, trials[3]) == 10.0
     assert protocol.log_grid(1e-3, 1, 4) == [0.001, 0.01, 0.1, 1.0]
@@ -169,15 +189,28 @@ def test_largest_stable_lr_holds_the_picks_other_values():
 
 # ------------------------------------------------------------------------------------ verdict
 
+
 def summary_row(optimizer, loss, accuracy, edges=None, seeds=3):
-    return dict(optimizer=optimizer, config=dict(lr=0.1, momentum=0.9), test_loss=loss, seeds=seeds,
-                test_accuracy=accuracy, test_perplexity=math.exp(loss[0]), seconds_per_epoch=1.25,
-                edges=edges or {}, diverged_seeds=0, largest_stable_lr=0.3)
+    return dict(
+        optimizer=optimizer,
+        config=dict(lr=0.1, momentum=0.9),
+        test_loss=loss,
+        seeds=seeds,
+        test_accuracy=accuracy,
+        test_perplexity=math.exp(loss[0]),
+        seconds_per_epoch=1.25,
+        edges=edges or {},
+        diverged_seeds=0,
+        largest_stable_lr=0.3,
+    )
 
 
 def test_verdict_and_its_table():
-    rows = [summary_row("sgd", (0.30, 0.01), (0.90, 0.002)), summary_row("lsgd", (0.28, 0.005), (0.89, 0.01)),
-            summary_row("mlsgd", (0.35, 0.01), (0.88, 0.001), edges={"lr": "highest"})]
+    rows = [
+        summary_row("sgd", (0.30, 0.01), (0.90, 0.002)),
+        summary_row("lsgd", (0.28, 0.005), (0.89, 0.01)),
+        summary_row("mlsgd", (0.35, 0.01), (0.88, 0.001), edges={"lr": "highest"}),
+    ]
     by_loss = protocol.verdict(rows, "test_loss", higher_is_better=False)
     assert (by_loss["best"], by_loss["runner_up"]) == ("lsgd", "sgd")
     assert by_loss["margin"] == pytest.approx(0.02) and by_loss["spread"] == pytest.approx(0.015)
@@ -186,9 +219,12 @@ def test_verdict_and_its_table():
     assert by_accuracy["best"] == "sgd" and not by_accuracy["exceeds_spread"]  # margin 0.01 < spread 0.012
 
     lm = [dict(summary_row("sgd", (2.5, 0.1), None)), dict(summary_row("lsgd", (2.6, 0.1), None))]
-    text = report.format_verdict([
-        dict(regime="full", summary=rows, verdict=by_loss, note="MLSGD's pick is at the highest lr"),
-        dict(regime="charlm", summary=lm, verdict=protocol.verdict(lm, "test_loss", False))])
+    text = report.format_verdict(
+        [
+            dict(regime="full", summary=rows, verdict=by_loss, note="MLSGD's pick is at the highest lr"),
+            dict(regime="charlm", summary=lm, verdict=protocol.verdict(lm, "test_loss", False)),
+        ]
+    )
     lines = text.splitlines()
     assert lines[0].startswith("| regime") and set(lines[1]) <= {"|", "-"}
     assert len({len(line) for line in lines[:7]}) == 1  # columns aligned
@@ -207,6 +243,7 @@ def test_verdict_and_its_table():
 
 # --------------------------------------------------------------------------------- end to end
 
+
 def test_dp_regime_without_opacus_exits_with_a_clear_message(monkeypatch):
     monkeypatch.setattr(dp, "import_opacus", lambda: None)
     with pytest.raises(SystemExit) as info:
@@ -214,9 +251,31 @@ def test_dp_regime_without_opacus_exits_with_a_clear_message(monkeypatch):
     assert "Opacus" in str(info.value.code) and dp.OPACUS_PIN in str(info.value.code)
 
 
-TINY_CHARLM = ["--regime", "charlm", "--lrs", "0.1,1", "--seeds", "0", "--batch-size", "8", "--charlm-chars", "6000",
-               "--charlm-d-model", "16", "--charlm-layers", "1", "--charlm-heads", "2", "--charlm-context", "16",
-               "--charlm-eval-windows", "8", "--threads", "1", "--quiet"]
+TINY_CHARLM = [
+    "--regime",
+    "charlm",
+    "--lrs",
+    "0.1,1",
+    "--seeds",
+    "0",
+    "--batch-size",
+    "8",
+    "--charlm-chars",
+    "6000",
+    "--charlm-d-model",
+    "16",
+    "--charlm-layers",
+    "1",
+    "--charlm-heads",
+    "2",
+    "--charlm-context",
+    "16",
+    "--charlm-eval-windows",
+    "8",
+    "--threads",
+    "1",
+    "--quiet",
+]
 
 
 def test_tiny_charlm_study_end_to_end(tmp_path):
@@ -237,17 +296,33 @@ def test_tiny_charlm_study_end_to_end(tmp_path):
 
 def test_a_diverging_trial_is_recorded_and_never_picked(tmp_path):
     # SGD at lr 30 takes the tiny LM's loss to nan within the first epoch (as measured).
-    results = cli.main(TINY_CHARLM + ["--optimizers", "sgd", "--lrs", "0.1,30", "--tag=-sgd-only", "--out",
-                                       str(tmp_path)])
+    results = cli.main(
+        TINY_CHARLM + ["--optimizers", "sgd", "--lrs", "0.1,30", "--tag=-sgd-only", "--out", str(tmp_path)]
+    )
     assert results[0]["regime"] == "charlm-sgd-only"  # --tag names a variant; its plots still know it is the LM
     assert (tmp_path / "sensitivity.png").stat().st_size > 5_000
     trials = results[0]["trials"]["sgd"]
     assert [(t["config"]["lr"], t["status"]) for t in trials] == [(0.1, "ok"), (30.0, "diverged")]
     assert results[0]["summary"][0]["config"]["lr"] == 0.1
-    args = regimes.trial_args(argparse.Namespace(**dict(lm_training.SMALL, chars=6000, d_model=16, layers=1, heads=2,
-                                                     context=16, eval_windows=8, batch_size=8, curve_every=5,
-                                                     weight_decay=0.0, mlsgd_seed=0)),
-                           dict(lr=30.0, momentum=0.9), seed=0)
+    args = regimes.trial_args(
+        argparse.Namespace(
+            **dict(
+                lm_training.SMALL,
+                chars=6000,
+                d_model=16,
+                layers=1,
+                heads=2,
+                context=16,
+                eval_windows=8,
+                batch_size=8,
+                curve_every=5,
+                weight_decay=0.0,
+                mlsgd_seed=0,
+            )
+        ),
+        dict(lr=30.0, momentum=0.9),
+        seed=0,
+    )
     parts = stdlib_corpus.split_corpus(stdlib_corpus.load_corpus(args.chars))
     with pytest.raises(training.Diverged, match=r"SGD diverged \(loss (nan|inf)\) at epoch 1; try a smaller --lr"):
         lm_training.train("sgd", 0, parts["train"], parts["val"], args)
@@ -256,8 +331,26 @@ def test_a_diverging_trial_is_recorded_and_never_picked(tmp_path):
 def test_report_prints_and_merges_earlier_runs_without_running_anything(tmp_path, capsys, monkeypatch):
     lm, small = tmp_path / "lm", tmp_path / "small"
     cli.main(TINY_CHARLM + ["--seeds", "0,1", "--no-plots", "--out", str(lm)])
-    cli.main(["--regime", "small-batch", "--train-size", "48", "--val-size", "32", "--lrs", "0.01", "--seeds", "0",
-               "--threads", "1", "--quiet", "--no-plots", "--out", str(small)])
+    cli.main(
+        [
+            "--regime",
+            "small-batch",
+            "--train-size",
+            "48",
+            "--val-size",
+            "32",
+            "--lrs",
+            "0.01",
+            "--seeds",
+            "0",
+            "--threads",
+            "1",
+            "--quiet",
+            "--no-plots",
+            "--out",
+            str(small),
+        ]
+    )
     capsys.readouterr()
     # --report trains nothing: any regime run would fail now.
     monkeypatch.setattr(tuning, "run_trials", lambda *a, **k: pytest.fail("--report ran a trial"))
@@ -311,8 +404,9 @@ def test_report_prints_and_merges_earlier_runs_without_running_anything(tmp_path
 def test_demo_retrains_the_committed_studys_validation_picks_and_scores_them_on_test(monkeypatch):
     import demo
 
-    study_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs",
-                             "study")
+    study_dir = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs", "study"
+    )
     result = demo.study_picks(study_dir)
     picks = {row["optimizer"]: row["config"] for row in result["summary"]}
     assert set(picks) == set(training.OPTIMIZERS)
@@ -326,8 +420,15 @@ def test_demo_retrains_the_committed_studys_validation_picks_and_scores_them_on_
 
         def run(self, optimizer, config, seed, split):
             calls.append((optimizer, dict(config), seed, split, self.base.epochs, self.base.batch_size))
-            epoch = dict(epoch=3, train_loss=0.3, eval_loss=0.3 + seed / 100, eval_accuracy=0.88 - seed / 100,
-                         seconds=1.0, step_ms=0.1, loss_curve=[0.3])
+            epoch = dict(
+                epoch=3,
+                train_loss=0.3,
+                eval_loss=0.3 + seed / 100,
+                eval_accuracy=0.88 - seed / 100,
+                seconds=1.0,
+                step_ms=0.1,
+                loss_curve=[0.3],
+            )
             return dict(epochs=[epoch], diverged=False, info={})
 
     monkeypatch.setattr(demo, "FashionData", lambda data_dir: None)
