@@ -24,7 +24,10 @@ import os
 import re
 import subprocess
 
+# setuptools before torch.utils.cpp_extension, as torch asks.
 from setuptools import setup
+
+# isort: split
 import torch
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension, include_paths
 

@@ -8,9 +8,9 @@ prints what "auto" picked. The cost model in csrc/ops/cpu/choose_backend.cpp
 should pick the faster route wherever the two differ by more than noise.
 """
 
-import torch
-
 from common import interleaved_medians, print_table
+
+import torch
 
 import torch_mlsgd
 

@@ -19,12 +19,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import torch  # noqa: E402
-
-import model_shapes  # noqa: E402
 from common import command_line, interleaved_medians, print_table  # noqa: E402
 
+import torch  # noqa: E402
+
 import torch_mlsgd  # noqa: E402
+
+import model_shapes  # noqa: E402
 
 
 def cuda_medians(fns, repeats=11, warmup=2):
@@ -118,7 +119,8 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(device=torch.cuda.get_device_name(), torch=torch.__version__, op=op, steps=steps,
-                           bandwidth=bandwidth, targets=[dict(target=t, measured=m, passed=ok) for t, m, ok in targets]),
+                           bandwidth=bandwidth,
+                           targets=[dict(target=t, measured=m, passed=ok) for t, m, ok in targets]),
                       f, indent=1)
 
 if __name__ == "__main__":

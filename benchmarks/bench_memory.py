@@ -31,10 +31,11 @@ def _status_kib(field):
 def worker(model, optimizer_name, threads):
     sys.path.insert(0, HERE)
     import torch
+    from bench_step import ReferenceLSSGD, make_params
+
+    import torch_mlsgd
 
     import model_shapes
-    import torch_mlsgd
-    from bench_step import ReferenceLSSGD, make_params
 
     torch.set_num_threads(threads)
     shapes = getattr(model_shapes, model)()

@@ -8,9 +8,9 @@ denominator d precomputed, as public LS-SGD code does it.
 
 import math
 
-import torch
-
 from common import command_line, interleaved_medians, print_table
+
+import torch
 
 import torch_mlsgd
 

@@ -12,12 +12,13 @@ batches of steps, so that every sample lasts a few milliseconds.
 
 import math
 
+from common import command_line, interleaved_medians, median_seconds, print_table
+
 import torch
 
-from common import command_line, interleaved_medians, median_seconds, print_table
-import model_shapes
-
 import torch_mlsgd
+
+import model_shapes
 
 
 class ReferenceLSSGD:

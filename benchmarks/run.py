@@ -12,12 +12,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import torch  # noqa: E402
+from common import command_line, print_table  # noqa: E402
 
 import bench_memory  # noqa: E402
 import bench_smoothing  # noqa: E402
 import bench_step  # noqa: E402
-from common import command_line, print_table  # noqa: E402
+import torch  # noqa: E402
 
 import torch_mlsgd  # noqa: E402
 

@@ -26,11 +26,11 @@ import hashlib
 import math
 import os
 
-import torch
-
 from common import lm_training, stdlib_corpus
 from common.models import VOCAB, CharTransformer, count_parameters
 from common.training import OPTIMIZERS
+
+import torch
 
 
 def parse_args(argv=None):

@@ -21,11 +21,12 @@ import statistics
 import sys
 import time
 
+from common import fashion_mnist, progress
+from common.training import NAMES, OPTIMIZERS, mean_std, train_classifier
+
 import torch
 
 import torch_mlsgd
-from common import fashion_mnist, progress
-from common.training import NAMES, OPTIMIZERS, mean_std, train_classifier
 
 
 def train(optimizer_name, seed, data, args, bar):

@@ -22,11 +22,13 @@ import sys
 import time
 from typing import Dict, List, Sequence
 
+from common import fashion_mnist, progress
+from common.training import NAMES, mean_std
+
 import torch
 
 import torch_mlsgd
-from common import fashion_mnist, progress
-from common.training import NAMES, mean_std
+
 from study.regimes import FashionData, FashionRegime, fashion_base
 from study.report import describe_config, format_table, load_results
 

@@ -14,4 +14,5 @@ __version__ = "0.3.0"
 
 _register_meta()
 
-__all__ = ["BACKENDS", "LSGD", "MLSGD", "SCHEDULES", "cpu_kernels", "scheduled_sigma", "laplacian_smooth", "laplacian_smooth_", "lsgd", "__version__", "CUDA_KERNELS", "TORCH_FLOOR"]
+__all__ = ["BACKENDS", "LSGD", "MLSGD", "SCHEDULES", "cpu_kernels", "scheduled_sigma", "laplacian_smooth",
+           "laplacian_smooth_", "lsgd", "__version__", "CUDA_KERNELS", "TORCH_FLOOR"]

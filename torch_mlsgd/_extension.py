@@ -59,7 +59,7 @@ def _load_cuda() -> bool:
 
 
 _check_torch()
-from . import _C  # noqa: E402  (registers the ops and their CPU kernels)
+from . import _C  # noqa: E402, F401  (registers the ops and their CPU kernels)
 
 #: Whether the CUDA kernels are loaded (a CUDA build of torch, and a wheel built with them).
 CUDA_KERNELS: bool = _load_cuda()

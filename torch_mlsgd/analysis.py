@@ -30,7 +30,8 @@ a computed region. ``python3 -m torch_mlsgd.analysis`` writes the table and plot
 import argparse
 import math
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence as SequenceT, Tuple
+from typing import Callable, List, Optional, Tuple
+from typing import Sequence as SequenceT
 
 import numpy as np
 

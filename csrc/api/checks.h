@@ -35,10 +35,10 @@ inline void check_smoothable(const at::Tensor& tensor, const char* what) {
   TORCH_CHECK_VALUE(tensor.defined(), "laplacian_smooth: the ", what, " is an undefined tensor");
   TORCH_CHECK_TYPE(tensor.layout() == at::kStrided, "laplacian_smooth: sparse ", what,
                    "s are not supported (got layout ", tensor.layout(), ")");
-  TORCH_CHECK_TYPE(!tensor.is_complex(), "laplacian_smooth: complex ", what,
-                   "s are not supported (got dtype ", tensor.scalar_type(), ")");
-  TORCH_CHECK_TYPE(tensor.is_floating_point(), "laplacian_smooth: expected a floating-point ", what,
-                   ", got dtype ", tensor.scalar_type());
+  TORCH_CHECK_TYPE(!tensor.is_complex(), "laplacian_smooth: complex ", what, "s are not supported (got dtype ",
+                   tensor.scalar_type(), ")");
+  TORCH_CHECK_TYPE(tensor.is_floating_point(), "laplacian_smooth: expected a floating-point ", what, ", got dtype ",
+                   tensor.scalar_type());
 }
 
 // core::truncation_tolerance for a tensor of `dtype` (the LibTorch code that sizes halos).

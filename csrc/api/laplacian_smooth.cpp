@@ -24,9 +24,8 @@ const c10::TypedOperatorHandle<SmoothSignature>& smooth_op() {
 }
 
 const c10::TypedOperatorHandle<SmoothInplaceSignature>& smooth_inplace_op() {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("mlsgd::laplacian_smooth_", "")
-                             .typed<SmoothInplaceSignature>();
+  static const auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("mlsgd::laplacian_smooth_", "").typed<SmoothInplaceSignature>();
   return op;
 }
 
@@ -34,8 +33,8 @@ const c10::TypedOperatorHandle<SmoothInplaceSignature>& smooth_inplace_op() {
 // (Python registers the same formula with torch.library.register_autograd.)
 class LaplacianSmoothFunction : public torch::autograd::Function<LaplacianSmoothFunction> {
  public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input, double sigma,
-                            int64_t order, const std::string& backend) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input, double sigma, int64_t order,
+                            const std::string& backend) {
     ctx->saved_data["sigma"] = sigma;
     ctx->saved_data["order"] = order;
     ctx->saved_data["backend"] = backend;

@@ -16,8 +16,7 @@ using StepSignature = void(at::TensorList, at::TensorList, at::TensorList, const
                            int64_t, double, double, double, bool, bool, c10::string_view, c10::string_view);
 
 const c10::TypedOperatorHandle<StepSignature>& step_op() {
-  static const auto op =
-      c10::Dispatcher::singleton().findSchemaOrThrow("mlsgd::lsgd_step_", "").typed<StepSignature>();
+  static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("mlsgd::lsgd_step_", "").typed<StepSignature>();
   return op;
 }
 
@@ -38,9 +37,8 @@ void lsgd_step_(at::TensorList params, at::TensorList grads, at::TensorList mome
     // below autograd and tell autograd the tensors changed, so that a graph
     // that saved a parameter before the step refuses to use the stale value.
     at::AutoDispatchBelowADInplaceOrView guard;
-    step_op().call(params, grads, momentum_buffers, fresh,
-                   o.lr(), o.sigma(), o.order(), o.momentum(), o.dampening(), o.weight_decay(), o.nesterov(),
-                   o.maximize(), o.flatten(), o.backend());
+    step_op().call(params, grads, momentum_buffers, fresh, o.lr(), o.sigma(), o.order(), o.momentum(), o.dampening(),
+                   o.weight_decay(), o.nesterov(), o.maximize(), o.flatten(), o.backend());
   }
   for (const auto& p : params) {
     torch::autograd::impl::bump_version(p);

@@ -5,8 +5,8 @@
 #include <torch_mlsgd/laplacian_smooth.h>
 #include <torch_mlsgd/sharded.h>
 
-#include "core/recursive_filter.h"
 #include "api/checks.h"
+#include "core/recursive_filter.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -36,19 +36,19 @@ std::vector<at::Tensor> all_gather(c10d::ProcessGroup& group, const at::Tensor& 
   return out[0];
 }
 
-at::Tensor smooth_shard(const at::Tensor& shard, const at::Tensor& left, const at::Tensor& right,
-                        double sigma, int64_t order) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("mlsgd::laplacian_smooth_shard", "")
-                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
-                                               const at::Tensor&, double, int64_t)>();
+at::Tensor smooth_shard(const at::Tensor& shard, const at::Tensor& left, const at::Tensor& right, double sigma,
+                        int64_t order) {
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mlsgd::laplacian_smooth_shard", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, double, int64_t)>();
   return op.call(shard, left, right, sigma, order);
 }
 
 // The `warmup` ring elements after (forward) or before piece `index`, from the
 // pieces' heads or tails, walking around the ring as often as needed.
-at::Tensor halo(const std::vector<at::Tensor>& heads, const std::vector<at::Tensor>& tails,
-                int64_t index, int64_t warmup, bool forward) {
+at::Tensor halo(const std::vector<at::Tensor>& heads, const std::vector<at::Tensor>& tails, int64_t index,
+                int64_t warmup, bool forward) {
   const int64_t count = static_cast<int64_t>(heads.size());
   std::vector<at::Tensor> parts;
   int64_t need = warmup;
@@ -79,8 +79,8 @@ at::Tensor sharded_laplacian_smooth(const at::Tensor& shard, double sigma, int64
   const int rank = process_group.getRank();
   const int world = process_group.getSize();
   const at::Tensor flat = shard.reshape({-1});
-  const auto lengths_of = all_gather(process_group, at::full({1}, flat.numel(), flat.options().dtype(at::kLong)),
-                                     "shard lengths");
+  const auto lengths_of =
+      all_gather(process_group, at::full({1}, flat.numel(), flat.options().dtype(at::kLong)), "shard lengths");
   std::vector<int64_t> lengths;
   int64_t longest = 0;
   for (const auto& n : lengths_of) {

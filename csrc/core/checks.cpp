@@ -38,9 +38,8 @@ SmoothBackend parse_backend(std::string_view name) {
   return name == "direct" ? SmoothBackend::Direct : SmoothBackend::Auto;
 }
 
-std::string lsgd_error(double lr, double sigma, int64_t order, double momentum, double dampening,
-                       double weight_decay, bool nesterov, std::string_view flatten,
-                       std::string_view backend) {
+std::string lsgd_error(double lr, double sigma, int64_t order, double momentum, double dampening, double weight_decay,
+                       bool nesterov, std::string_view flatten, std::string_view backend) {
   if (!finite_nonnegative(lr)) {
     return words("Invalid learning rate: ", lr);
   }
@@ -67,15 +66,14 @@ std::string lsgd_error(double lr, double sigma, int64_t order, double momentum, 
   return backend_error(backend);
 }
 
-std::string schedule_error(std::string_view name, double sigma, double sigma_min,
-                           std::optional<double> sigma_max, int64_t period, int64_t seed) {
+std::string schedule_error(std::string_view name, double sigma, double sigma_min, std::optional<double> sigma_max,
+                           int64_t period, int64_t seed) {
   bool known = false;
   for (const char* candidate : kScheduleNames) {
     known = known || name == candidate;
   }
   if (!known) {
-    return words("Invalid schedule: '", name,
-                 "' (expected 'random', 'cyclic', 'constant', 'decay' or 'growth')");
+    return words("Invalid schedule: '", name, "' (expected 'random', 'cyclic', 'constant', 'decay' or 'growth')");
   }
   if (std::string error = sigma_error(sigma); !error.empty()) {
     return error;
@@ -96,8 +94,8 @@ std::string schedule_error(std::string_view name, double sigma, double sigma_min
   return {};
 }
 
-SigmaSchedule make_schedule(std::string_view name, double sigma, double sigma_min,
-                            std::optional<double> sigma_max, int64_t period, int64_t seed) {
+SigmaSchedule make_schedule(std::string_view name, double sigma, double sigma_min, std::optional<double> sigma_max,
+                            int64_t period, int64_t seed) {
   SigmaSchedule s;
   for (size_t i = 0; i < sizeof(kScheduleNames) / sizeof(kScheduleNames[0]); ++i) {
     if (name == kScheduleNames[i]) {

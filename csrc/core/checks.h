@@ -42,17 +42,16 @@ SmoothBackend parse_backend(std::string_view name);
 
 // The hyper-parameters of one LSGD step (lr, momentum, ... as torch.optim.SGD
 // checks them, plus sigma, order, flatten and backend).
-std::string lsgd_error(double lr, double sigma, int64_t order, double momentum, double dampening,
-                       double weight_decay, bool nesterov, std::string_view flatten,
-                       std::string_view backend);
+std::string lsgd_error(double lr, double sigma, int64_t order, double momentum, double dampening, double weight_decay,
+                       bool nesterov, std::string_view flatten, std::string_view backend);
 
 // MLSGD's schedule arguments; sigma_max defaults to 2 * sigma (so that the
 // random schedule's mean is sigma).
-std::string schedule_error(std::string_view name, double sigma, double sigma_min,
-                           std::optional<double> sigma_max, int64_t period, int64_t seed);
+std::string schedule_error(std::string_view name, double sigma, double sigma_min, std::optional<double> sigma_max,
+                           int64_t period, int64_t seed);
 // Requires schedule_error(...) to be empty.
-SigmaSchedule make_schedule(std::string_view name, double sigma, double sigma_min,
-                            std::optional<double> sigma_max, int64_t period, int64_t seed);
+SigmaSchedule make_schedule(std::string_view name, double sigma, double sigma_min, std::optional<double> sigma_max,
+                            int64_t period, int64_t seed);
 
 }  // namespace core
 }  // namespace torch_mlsgd

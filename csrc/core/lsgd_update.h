@@ -32,13 +32,11 @@ struct LSGDUpdate {
   // `smoothed` is S(g) (already negated when maximizing). `buffer` is null
   // when momentum == 0; `fresh` marks a buffer that holds no value yet.
   template <typename scalar_t>
-  TORCH_MLSGD_HOST_DEVICE void apply(double smoothed, scalar_t* param, scalar_t* buffer,
-                                     bool fresh) const {
+  TORCH_MLSGD_HOST_DEVICE void apply(double smoothed, scalar_t* param, scalar_t* buffer, bool fresh) const {
     const double w = static_cast<double>(*param);
     double d = smoothed + weight_decay * w;
     if (buffer != nullptr) {
-      const double b =
-          fresh ? d : momentum * static_cast<double>(*buffer) + (1.0 - dampening) * d;
+      const double b = fresh ? d : momentum * static_cast<double>(*buffer) + (1.0 - dampening) * d;
       *buffer = static_cast<scalar_t>(b);
       d = nesterov ? d + momentum * b : b;
     }
@@ -48,8 +46,7 @@ struct LSGDUpdate {
   // apply() over a run: param[i] and buffer[i] from scale * smoothed[i]. The
   // branches are hoisted so that each loop is straight-line and vectorises.
   template <typename in_t, typename scalar_t>
-  void apply_run(const in_t* smoothed, double scale, scalar_t* param, scalar_t* buffer, bool fresh,
-                 int64_t n) const {
+  void apply_run(const in_t* smoothed, double scale, scalar_t* param, scalar_t* buffer, bool fresh, int64_t n) const {
     if (buffer == nullptr) {
       run<false, false, false>(smoothed, scale, param, buffer, n);
     } else if (fresh) {
@@ -63,14 +60,12 @@ struct LSGDUpdate {
 
  private:
   template <bool kBuffer, bool kFresh, bool kNesterov, typename in_t, typename scalar_t>
-  void run(const in_t* smoothed, double scale, scalar_t* param, scalar_t* buffer,
-           int64_t n) const {
+  void run(const in_t* smoothed, double scale, scalar_t* param, scalar_t* buffer, int64_t n) const {
     for (int64_t i = 0; i < n; ++i) {
       const double w = static_cast<double>(param[i]);
       double d = scale * static_cast<double>(smoothed[i]) + weight_decay * w;
       if (kBuffer) {
-        const double b =
-            kFresh ? d : momentum * static_cast<double>(buffer[i]) + (1.0 - dampening) * d;
+        const double b = kFresh ? d : momentum * static_cast<double>(buffer[i]) + (1.0 - dampening) * d;
         buffer[i] = static_cast<scalar_t>(b);
         d = kNesterov ? d + momentum * b : b;
       }

@@ -27,9 +27,7 @@ complex pole_inside_unit_circle(complex w) {
 }
 
 // log(1 + e^x) without overflow.
-double log1p_exp(double x) {
-  return x > 30.0 ? x : std::log1p(std::exp(x));
-}
+double log1p_exp(double x) { return x > 30.0 ? x : std::log1p(std::exp(x)); }
 
 // Smallest L with (L + p)^(p-1) * radius^L <= exp(log_target): the impulse
 // response of p cascaded poles of modulus <= radius is bounded by
@@ -42,9 +40,8 @@ int64_t warmup_length(double radius, int64_t order, double log_target) {
   }
   double length = log_target / log_r;
   for (int iteration = 0; iteration < 20; ++iteration) {
-    const double next = (log_target - static_cast<double>(order - 1) *
-                                          std::log(length + static_cast<double>(order))) /
-                        log_r;
+    const double next =
+        (log_target - static_cast<double>(order - 1) * std::log(length + static_cast<double>(order))) / log_r;
     if (std::abs(next - length) < 0.5) {
       length = next;
       break;
@@ -67,8 +64,7 @@ RecursiveFilter make_recursive_filter(double sigma, int64_t order, double tolera
     throw std::invalid_argument("make_recursive_filter: invalid order " + std::to_string(order));
   }
   if (!(tolerance > 0.0 && tolerance < 1.0)) {
-    throw std::invalid_argument("make_recursive_filter: invalid tolerance " +
-                                std::to_string(tolerance));
+    throw std::invalid_argument("make_recursive_filter: invalid tolerance " + std::to_string(tolerance));
   }
   RecursiveFilter filter;
   const double p = static_cast<double>(order);
@@ -82,8 +78,7 @@ RecursiveFilter make_recursive_filter(double sigma, int64_t order, double tolera
   // Roots m and p-1-m are conjugate; m = (p-1)/2 (odd p) is the real root -rho.
   for (int64_t m = 0; 2 * m + 1 <= order; ++m) {
     const double angle = M_PI * static_cast<double>(2 * m + 1) / p;
-    const complex w = 2 * m + 1 == order ? complex(-root_modulus, 0.0)
-                                         : std::polar(root_modulus, angle);
+    const complex w = 2 * m + 1 == order ? complex(-root_modulus, 0.0) : std::polar(root_modulus, angle);
     const complex r = pole_inside_unit_circle(w);
     if (2 * m + 1 == order) {
       filter.sections.push_back({r.real(), 0.0});
@@ -100,9 +95,8 @@ RecursiveFilter make_recursive_filter(double sigma, int64_t order, double tolera
   // at least |input| / (1 + 4^p sigma) in norm, and the anti-causal pass can
   // scale the state error by up to (1 - radius)^-p before the gain shrinks it.
   const double radius = filter.pole_radius;
-  const double log_amplification = log1p_exp(p * std::log(4.0) + std::log(sigma)) -
-                                   p * std::log1p(-std::min(radius, 1.0 - 1e-300)) +
-                                   std::log(10.0);
+  const double log_amplification =
+      log1p_exp(p * std::log(4.0) + std::log(sigma)) - p * std::log1p(-std::min(radius, 1.0 - 1e-300)) + std::log(10.0);
   filter.warmup = warmup_length(radius, order, std::log(tolerance) - log_amplification);
   return filter;
 }

@@ -47,9 +47,7 @@ struct RecursiveFilter {
   double pole_radius = 0.0;
 
   bool is_identity() const { return sections.empty(); }
-  bool is_single_first_order() const {
-    return sections.size() == 1 && sections[0].a2 == 0.0;
-  }
+  bool is_single_first_order() const { return sections.size() == 1 && sections[0].a2 == 0.0; }
 };
 
 // Builds the cascade for S = (I + sigma (-L)^order)^{-1}.

@@ -29,10 +29,9 @@ struct LSGDStepArgs {
 };
 
 // Checks hyper-parameters and list shapes; raises before anything is written.
-LSGDStepArgs check_lsgd_step_args(const TensorList& params, const TensorList& grads,
-                                  const TensorList& momentum_buffers, const std::vector<bool>& fresh,
-                                  double lr, double sigma, int64_t order, double momentum,
-                                  double dampening, double weight_decay, bool nesterov, bool maximize,
+LSGDStepArgs check_lsgd_step_args(const TensorList& params, const TensorList& grads, const TensorList& momentum_buffers,
+                                  const std::vector<bool>& fresh, double lr, double sigma, int64_t order,
+                                  double momentum, double dampening, double weight_decay, bool nesterov, bool maximize,
                                   const std::string& flatten, const std::string& backend);
 
 // A fused kernel: the step over tensors that are all contiguous, of one
@@ -51,11 +50,10 @@ void run_step(const TensorList& params, const TensorList& grads, const TensorLis
 // checks, then run_step with the backend's fused step.
 template <FusedStep fused>
 void lsgd_step_kernel(TensorList params, TensorList grads, TensorList momentum_buffers, std::vector<bool> fresh,
-                      double lr, double sigma, int64_t order, double momentum, double dampening,
-                      double weight_decay, bool nesterov, bool maximize, std::string flatten, std::string backend) {
-  const LSGDStepArgs args = check_lsgd_step_args(params, grads, momentum_buffers, fresh, lr, sigma, order,
-                                                 momentum, dampening, weight_decay, nesterov, maximize, flatten,
-                                                 backend);
+                      double lr, double sigma, int64_t order, double momentum, double dampening, double weight_decay,
+                      bool nesterov, bool maximize, std::string flatten, std::string backend) {
+  const LSGDStepArgs args = check_lsgd_step_args(params, grads, momentum_buffers, fresh, lr, sigma, order, momentum,
+                                                 dampening, weight_decay, nesterov, maximize, flatten, backend);
   run_step(params, grads, momentum_buffers, fresh, args, fused);
 }
 
@@ -66,10 +64,10 @@ std::vector<double> host_values(const Tensor& t, size_t count, const char* what)
 // A backend's kernel of mlsgd::lsgd_step_.tensor: one lsgd_step_kernel call per
 // distinct sigma, every call's arguments checked before any runs.
 template <FusedStep fused>
-void lsgd_step_tensor_kernel(TensorList params, TensorList grads, TensorList momentum_buffers,
-                             std::vector<bool> fresh, Tensor lr, Tensor sigma, int64_t order, double momentum,
-                             double dampening, double weight_decay, bool nesterov, bool maximize,
-                             std::string flatten, std::string backend) {
+void lsgd_step_tensor_kernel(TensorList params, TensorList grads, TensorList momentum_buffers, std::vector<bool> fresh,
+                             Tensor lr, Tensor sigma, int64_t order, double momentum, double dampening,
+                             double weight_decay, bool nesterov, bool maximize, std::string flatten,
+                             std::string backend) {
   const double lr_value = host_values(lr, 1, "lr")[0];
   const std::vector<double> sigmas = host_values(sigma, params.size(), "sigma");
   std::vector<double> distinct;

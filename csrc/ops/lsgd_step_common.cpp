@@ -9,10 +9,9 @@
 namespace torch_mlsgd {
 namespace ops {
 
-LSGDStepArgs check_lsgd_step_args(const TensorList& params, const TensorList& grads,
-                                  const TensorList& momentum_buffers, const std::vector<bool>& fresh,
-                                  double lr, double sigma, int64_t order, double momentum,
-                                  double dampening, double weight_decay, bool nesterov, bool maximize,
+LSGDStepArgs check_lsgd_step_args(const TensorList& params, const TensorList& grads, const TensorList& momentum_buffers,
+                                  const std::vector<bool>& fresh, double lr, double sigma, int64_t order,
+                                  double momentum, double dampening, double weight_decay, bool nesterov, bool maximize,
                                   const std::string& flatten, const std::string& backend) {
   check(core::lsgd_error(lr, sigma, order, momentum, dampening, weight_decay, nesterov, flatten, backend));
   check(grads.size() == params.size(), "lsgd_step_: got ", params.size(), " parameters but ", grads.size(),
@@ -24,8 +23,8 @@ LSGDStepArgs check_lsgd_step_args(const TensorList& params, const TensorList& gr
   } else {
     check(momentum_buffers.empty(), "lsgd_step_: momentum buffers given, but momentum is 0");
   }
-  check(fresh.size() == momentum_buffers.size(), "lsgd_step_: got ", fresh.size(),
-        " fresh_buffers flags for ", momentum_buffers.size(), " momentum buffers");
+  check(fresh.size() == momentum_buffers.size(), "lsgd_step_: got ", fresh.size(), " fresh_buffers flags for ",
+        momentum_buffers.size(), " momentum buffers");
   // params[0].device() is two calls into torch: asked once, not once per tensor.
   const std::optional<torch::stable::Device> device =
       params.empty() ? std::nullopt : std::optional<torch::stable::Device>(params[0].device());
@@ -49,16 +48,15 @@ LSGDStepArgs check_lsgd_step_args(const TensorList& params, const TensorList& gr
             grads[0].scalar_type(), " and ", grads[i].scalar_type());
     }
   }
-  return LSGDStepArgs{lr,       sigma,    order, momentum, dampening, weight_decay, nesterov,
-                      maximize, flatten == "group", backend};
+  return LSGDStepArgs{lr,           sigma,    order,    momentum,           dampening,
+                      weight_decay, nesterov, maximize, flatten == "group", backend};
 }
 
 std::vector<double> host_values(const Tensor& t, size_t count, const char* what) {
-  check(is_floating(t.scalar_type()), "lsgd_step_: Tensor ", what, " must be floating-point, got ",
-        t.scalar_type());
+  check(is_floating(t.scalar_type()), "lsgd_step_: Tensor ", what, " must be floating-point, got ", t.scalar_type());
   const int64_t n = t.numel();
-  check(n == 1 || (n == static_cast<int64_t>(count) && count > 1), "lsgd_step_: Tensor ", what,
-        " must hold one value", count > 1 ? words(" or one per parameter (", count, ")") : "", "; got ", n);
+  check(n == 1 || (n == static_cast<int64_t>(count) && count > 1), "lsgd_step_: Tensor ", what, " must hold one value",
+        count > 1 ? words(" or one per parameter (", count, ")") : "", "; got ", n);
   const Tensor host = host_as(t, ScalarType::Double);
   const double* values = host.const_data_ptr<double>();
   return n == 1 ? std::vector<double>(count == 0 ? 1 : count, values[0]) : std::vector<double>(values, values + n);

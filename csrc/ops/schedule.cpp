@@ -24,8 +24,8 @@ namespace torch_mlsgd {
 namespace ops {
 namespace {
 
-double scheduled_sigma(std::string schedule, double sigma, double sigma_min,
-                       std::optional<double> sigma_max, int64_t period, int64_t seed, int64_t step) {
+double scheduled_sigma(std::string schedule, double sigma, double sigma_min, std::optional<double> sigma_max,
+                       int64_t period, int64_t seed, int64_t step) {
   check(step >= 0, "Invalid step: ", step, " (must be >= 0)");
   check(core::schedule_error(schedule, sigma, sigma_min, sigma_max, period, seed));
   return core::make_schedule(schedule, sigma, sigma_min, sigma_max, period, seed).at(step);

@@ -24,16 +24,16 @@ namespace torch_mlsgd {
 namespace ops {
 namespace {
 
-Tensor laplacian_smooth_shard_by_ring(const Tensor& shard, const Tensor& left, const Tensor& right,
-                                      double sigma, int64_t order) {
+Tensor laplacian_smooth_shard_by_ring(const Tensor& shard, const Tensor& left, const Tensor& right, double sigma,
+                                      int64_t order) {
   check_shard_args(shard, left, right, sigma, order);
   const auto filter =
       core::make_recursive_filter(sigma, order, truncation_tolerance(compute_dtype(shard.scalar_type())));
   if (filter.is_identity() || shard.numel() == 0) {
     return torch::stable::clone(shard);
   }
-  check(filter.warmup >= 0, "laplacian_smooth_shard: sigma=", sigma, ", order=", order,
-        " needs a warm-up beyond ", core::kMaxWarmup, " elements; gather the ring instead");
+  check(filter.warmup >= 0, "laplacian_smooth_shard: sigma=", sigma, ", order=", order, " needs a warm-up beyond ",
+        core::kMaxWarmup, " elements; gather the ring instead");
   const int64_t warmup = filter.warmup;
   check_halo_lengths(left, right, warmup);
   Tensor l = aten::flat(left);

@@ -16,10 +16,10 @@ void check_smoothable(const Tensor& tensor, const char* what) {
   check(tensor.defined(), "laplacian_smooth: the ", what, " is an undefined tensor");
   check(tensor.layout() == torch::headeronly::Layout::Strided, "laplacian_smooth: sparse ", what,
         "s are not supported");
-  check(!is_complex(tensor.scalar_type()), "laplacian_smooth: complex ", what,
-        "s are not supported (got dtype ", tensor.scalar_type(), ")");
-  check(is_floating(tensor.scalar_type()), "laplacian_smooth: expected a floating-point ", what,
-        ", got dtype ", tensor.scalar_type());
+  check(!is_complex(tensor.scalar_type()), "laplacian_smooth: complex ", what, "s are not supported (got dtype ",
+        tensor.scalar_type(), ")");
+  check(is_floating(tensor.scalar_type()), "laplacian_smooth: expected a floating-point ", what, ", got dtype ",
+        tensor.scalar_type());
 }
 
 void check_smooth_args(const Tensor& self, double sigma, int64_t order, std::string_view backend) {
@@ -29,8 +29,7 @@ void check_smooth_args(const Tensor& self, double sigma, int64_t order, std::str
   parse_backend(backend);
 }
 
-void check_shard_args(const Tensor& shard, const Tensor& left, const Tensor& right, double sigma,
-                      int64_t order) {
+void check_shard_args(const Tensor& shard, const Tensor& left, const Tensor& right, double sigma, int64_t order) {
   check_smoothable(shard, "input");
   check_smoothable(left, "left halo");
   check_smoothable(right, "right halo");
@@ -42,8 +41,8 @@ void check_shard_args(const Tensor& shard, const Tensor& left, const Tensor& rig
 }
 
 void check_halo_lengths(const Tensor& left, const Tensor& right, int64_t warmup) {
-  check(left.numel() >= warmup && right.numel() >= warmup, "laplacian_smooth_shard: each halo needs ",
-        warmup, " elements (mlsgd::direct_warmup), got ", left.numel(), " and ", right.numel());
+  check(left.numel() >= warmup && right.numel() >= warmup, "laplacian_smooth_shard: each halo needs ", warmup,
+        " elements (mlsgd::direct_warmup), got ", left.numel(), " and ", right.numel());
 }
 
 double truncation_tolerance(ScalarType dtype) { return core::truncation_tolerance(dtype == ScalarType::Double); }

@@ -29,8 +29,7 @@ void check_smooth_args(const Tensor& self, double sigma, int64_t order, std::str
 // laplacian_smooth_shard's arguments, on every device: three smoothable
 // tensors of one dtype, a valid sigma and order. check_halo_lengths: each halo
 // holds at least the `warmup` elements the direct route reads on its side.
-void check_shard_args(const Tensor& shard, const Tensor& left, const Tensor& right, double sigma,
-                      int64_t order);
+void check_shard_args(const Tensor& shard, const Tensor& left, const Tensor& right, double sigma, int64_t order);
 void check_halo_lengths(const Tensor& left, const Tensor& right, int64_t warmup);
 
 // core::truncation_tolerance for this compute dtype.

@@ -65,8 +65,7 @@ inline bool is_floating(ScalarType t) {
 }
 
 inline bool is_complex(ScalarType t) {
-  return t == ScalarType::ComplexHalf || t == ScalarType::ComplexFloat ||
-         t == ScalarType::ComplexDouble;
+  return t == ScalarType::ComplexHalf || t == ScalarType::ComplexFloat || t == ScalarType::ComplexDouble;
 }
 
 // Calls f(float{}) or f(double{}) for a float32 or float64 tensor type.

@@ -2,7 +2,6 @@
 
 #include "core/laplacian_symbol.h"
 
-
 #include <cstring>
 #include <iterator>
 #include <list>
@@ -23,9 +22,8 @@ struct SymbolKey {
 
   bool operator==(const SymbolKey& other) const {
     // Compare sigma bitwise: the cache must return the symbol of exactly this sigma.
-    return n == other.n && std::memcmp(&sigma, &other.sigma, sizeof(double)) == 0 &&
-           order == other.order && dtype == other.dtype && device_type == other.device_type &&
-           device_index == other.device_index;
+    return n == other.n && std::memcmp(&sigma, &other.sigma, sizeof(double)) == 0 && order == other.order &&
+           dtype == other.dtype && device_type == other.device_type && device_index == other.device_index;
   }
 };
 
@@ -84,8 +82,7 @@ SymbolCache& cache() {
 
 }  // namespace
 
-Tensor inverse_symbol(int64_t n, double sigma, int64_t order, ScalarType dtype,
-                      const torch::stable::Device& device) {
+Tensor inverse_symbol(int64_t n, double sigma, int64_t order, ScalarType dtype, const torch::stable::Device& device) {
   const SymbolKey key{n, sigma, order, dtype, static_cast<int32_t>(device.type()), device.index()};
   return cache().get(key, device);
 }

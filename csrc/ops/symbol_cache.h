@@ -11,8 +11,7 @@ namespace ops {
 // of `dtype` on `device`. Cached by (n, sigma, order, dtype, device) in a
 // process-wide LRU bounded in bytes, so repeated steps do not recompute it; the
 // cache never enters optimizer state. Thread-safe.
-Tensor inverse_symbol(int64_t n, double sigma, int64_t order, ScalarType dtype,
-                      const torch::stable::Device& device);
+Tensor inverse_symbol(int64_t n, double sigma, int64_t order, ScalarType dtype, const torch::stable::Device& device);
 
 }  // namespace ops
 }  // namespace torch_mlsgd

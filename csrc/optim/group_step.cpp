@@ -10,16 +10,14 @@
 namespace torch_mlsgd {
 namespace optim_detail {
 
-void smooth_sharded_gradients(c10d::ProcessGroup& process_group, GroupGradients& group,
-                              const torch::Tensor& like, double sigma, int64_t order) {
+void smooth_sharded_gradients(c10d::ProcessGroup& process_group, GroupGradients& group, const torch::Tensor& like,
+                              double sigma, int64_t order) {
   std::vector<torch::Tensor> flat;
   for (const auto& g : group.grads) {
     flat.push_back(g.reshape({-1}));
   }
-  const torch::Tensor local =
-      flat.empty() ? torch::empty({0}, like.options().requires_grad(false)) : torch::cat(flat);
-  const torch::Tensor smoothed =
-      sharded_laplacian_smooth(local, sigma, order, process_group, /*check_finite=*/true);
+  const torch::Tensor local = flat.empty() ? torch::empty({0}, like.options().requires_grad(false)) : torch::cat(flat);
+  const torch::Tensor smoothed = sharded_laplacian_smooth(local, sigma, order, process_group, /*check_finite=*/true);
   int64_t offset = 0;
   for (auto& g : group.grads) {
     const int64_t n = g.numel();
@@ -55,7 +53,8 @@ void check_direct_route(const GroupGradients& group, double sigma, int64_t order
 void check_process_group_options(const std::string& flatten, const char* optimizer) {
   TORCH_CHECK_VALUE(flatten == "group", optimizer,
                     ": a process group needs flatten = 'group' (the group's gradients form this "
-                    "rank's shard of the ring); got '", flatten, "'");
+                    "rank's shard of the ring); got '",
+                    flatten, "'");
 }
 
 torch::Tensor evaluate_closure(const torch::optim::Optimizer::LossClosure& closure) {
@@ -66,8 +65,8 @@ torch::Tensor evaluate_closure(const torch::optim::Optimizer::LossClosure& closu
   return closure();
 }
 
-GroupGradients collect_gradients(const torch::optim::OptimizerParamGroup& group,
-                                 const std::string& flatten, const char* optimizer) {
+GroupGradients collect_gradients(const torch::optim::OptimizerParamGroup& group, const std::string& flatten,
+                                 const char* optimizer) {
   GroupGradients out;
   for (const auto& p : group.params()) {
     const torch::Tensor& grad = p.grad();
@@ -75,21 +74,19 @@ GroupGradients collect_gradients(const torch::optim::OptimizerParamGroup& group,
       continue;
     }
     TORCH_CHECK(!grad.is_sparse(), optimizer, " does not support sparse gradients");
-    TORCH_CHECK(!grad.is_complex(), optimizer, " does not support complex gradients (got dtype ",
-                grad.scalar_type(), ")");
-    TORCH_CHECK(grad.is_floating_point(), optimizer,
-                " needs floating-point gradients, got dtype ", grad.scalar_type());
+    TORCH_CHECK(!grad.is_complex(), optimizer, " does not support complex gradients (got dtype ", grad.scalar_type(),
+                ")");
+    TORCH_CHECK(grad.is_floating_point(), optimizer, " needs floating-point gradients, got dtype ", grad.scalar_type());
     out.params.push_back(p);
     out.grads.push_back(grad);
   }
   if (flatten == "group") {
     for (const auto& g : out.grads) {
-      TORCH_CHECK(g.scalar_type() == out.grads[0].scalar_type() &&
-                      g.device() == out.grads[0].device(),
+      TORCH_CHECK(g.scalar_type() == out.grads[0].scalar_type() && g.device() == out.grads[0].device(),
                   "flatten='group' smooths a group's gradients as one vector, so they must "
                   "share one dtype and device; got ",
-                  out.grads[0].scalar_type(), " on ", out.grads[0].device(), " and ",
-                  g.scalar_type(), " on ", g.device());
+                  out.grads[0].scalar_type(), " on ", out.grads[0].device(), " and ", g.scalar_type(), " on ",
+                  g.device());
     }
   }
   return out;

@@ -74,8 +74,8 @@ struct GroupGradients {
 // The parameters of `group` that have a gradient, and those gradients. Raises
 // (naming `optimizer`) for sparse, complex or non-floating gradients, and for
 // flatten == "group" over gradients of several dtypes or devices.
-GroupGradients collect_gradients(const torch::optim::OptimizerParamGroup& group,
-                                 const std::string& flatten, const char* optimizer);
+GroupGradients collect_gradients(const torch::optim::OptimizerParamGroup& group, const std::string& flatten,
+                                 const char* optimizer);
 
 // The closure's loss, evaluated with gradients enabled (a step itself runs
 // under NoGradGuard); undefined without a closure.
@@ -87,8 +87,8 @@ torch::Tensor evaluate_closure(const torch::optim::Optimizer::LossClosure& closu
 // sigma = 0. Throws, on every rank alike, when any rank's shard is not finite.
 // Every rank calls it for every group (`like`: the group's first parameter,
 // whose dtype an empty shard takes), gradients or not.
-void smooth_sharded_gradients(c10d::ProcessGroup& process_group, GroupGradients& group,
-                              const torch::Tensor& like, double sigma, int64_t order);
+void smooth_sharded_gradients(c10d::ProcessGroup& process_group, GroupGradients& group, const torch::Tensor& like,
+                              double sigma, int64_t order);
 
 // With backend == "direct": throws, as the kernel would, where the direct route of
 // a gradient's device cannot take sigma and order for its dtype
@@ -124,8 +124,7 @@ void fused_group_step(StateMap& state, const std::vector<torch::Tensor>& params,
   if (options.momentum() != 0) {
     for (const auto& p : params) {
       auto it = state.find(state_key(p));
-      const bool has = it != state.end() &&
-                       static_cast<ParamState&>(*it->second).momentum_buffer().defined();
+      const bool has = it != state.end() && static_cast<ParamState&>(*it->second).momentum_buffer().defined();
       fresh.push_back(!has);
       buffers.push_back(has ? static_cast<ParamState&>(*it->second).momentum_buffer()
                             : torch::empty_like(p, at::MemoryFormat::Contiguous));

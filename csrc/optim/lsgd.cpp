@@ -15,17 +15,13 @@ namespace torch_mlsgd {
 
 LSGDOptions::LSGDOptions(double lr) : lr_(lr) {}
 
-bool operator==(const LSGDOptions& lhs, const LSGDOptions& rhs) {
-  return optim_detail::lsgd_fields_equal(lhs, rhs);
-}
+bool operator==(const LSGDOptions& lhs, const LSGDOptions& rhs) { return optim_detail::lsgd_fields_equal(lhs, rhs); }
 
 void LSGDOptions::serialize(torch::serialize::OutputArchive& archive) const {
   optim_detail::write_lsgd_fields(archive, *this);
 }
 
-void LSGDOptions::serialize(torch::serialize::InputArchive& archive) {
-  optim_detail::read_lsgd_fields(archive, *this);
-}
+void LSGDOptions::serialize(torch::serialize::InputArchive& archive) { optim_detail::read_lsgd_fields(archive, *this); }
 
 double LSGDOptions::get_lr() const { return lr(); }
 
@@ -57,8 +53,8 @@ torch::Tensor LSGD::step(LossClosure closure) {
     for (size_t g = 0; g < work.size(); ++g) {
       const auto& options = static_cast<const LSGDOptions&>(param_groups_[g].options());
       if (!param_groups_[g].params().empty()) {
-        optim_detail::smooth_sharded_gradients(*process_group_, work[g], param_groups_[g].params()[0],
-                                               options.sigma(), options.order());
+        optim_detail::smooth_sharded_gradients(*process_group_, work[g], param_groups_[g].params()[0], options.sigma(),
+                                               options.order());
       }
     }
   }

@@ -16,8 +16,8 @@ MLSGDOptions::MLSGDOptions(double lr) : lr_(lr) {}
 
 bool operator==(const MLSGDOptions& lhs, const MLSGDOptions& rhs) {
   return optim_detail::lsgd_fields_equal(lhs, rhs) && lhs.schedule() == rhs.schedule() &&
-         lhs.sigma_min() == rhs.sigma_min() && lhs.sigma_max() == rhs.sigma_max() &&
-         lhs.period() == rhs.period() && lhs.seed() == rhs.seed();
+         lhs.sigma_min() == rhs.sigma_min() && lhs.sigma_max() == rhs.sigma_max() && lhs.period() == rhs.period() &&
+         lhs.seed() == rhs.seed();
 }
 
 void MLSGDOptions::serialize(torch::serialize::OutputArchive& archive) const {
@@ -31,8 +31,7 @@ void MLSGDOptions::serialize(torch::serialize::OutputArchive& archive) const {
 
 void MLSGDOptions::serialize(torch::serialize::InputArchive& archive) {
   optim_detail::read_lsgd_fields(archive, *this);
-  optim_detail::read_if_present<std::string>(archive, "schedule",
-                                             [&](std::string v) { schedule(std::move(v)); });
+  optim_detail::read_if_present<std::string>(archive, "schedule", [&](std::string v) { schedule(std::move(v)); });
   optim_detail::read_if_present<double>(archive, "sigma_min", [&](double v) { sigma_min(v); });
   c10::IValue max;
   if (archive.try_read("sigma_max", max)) {
@@ -55,8 +54,7 @@ std::optional<double> optional_of(const c10::optional<double>& value) {
 }  // namespace
 
 double MLSGDOptions::sigma_at(int64_t step) const {
-  api::check_value(
-      core::schedule_error(schedule(), sigma(), sigma_min(), optional_of(sigma_max()), period(), seed()));
+  api::check_value(core::schedule_error(schedule(), sigma(), sigma_min(), optional_of(sigma_max()), period(), seed()));
   return core::make_schedule(schedule(), sigma(), sigma_min(), optional_of(sigma_max()), period(), seed()).at(step);
 }
 
@@ -90,10 +88,8 @@ void MLSGDParamState::serialize(torch::serialize::InputArchive& archive) {
 }
 
 bool operator==(const MLSGDParamState& lhs, const MLSGDParamState& rhs) {
-  return lhs.step() == rhs.step() &&
-         lhs.momentum_buffer().defined() == rhs.momentum_buffer().defined() &&
-         (!lhs.momentum_buffer().defined() ||
-          torch::equal(lhs.momentum_buffer(), rhs.momentum_buffer()));
+  return lhs.step() == rhs.step() && lhs.momentum_buffer().defined() == rhs.momentum_buffer().defined() &&
+         (!lhs.momentum_buffer().defined() || torch::equal(lhs.momentum_buffer(), rhs.momentum_buffer()));
 }
 
 torch::Tensor MLSGD::step(LossClosure closure) {

@@ -23,9 +23,8 @@ namespace optim_detail {
 
 template <typename Options>
 bool lsgd_fields_equal(const Options& a, const Options& b) {
-  return a.lr() == b.lr() && a.sigma() == b.sigma() && a.order() == b.order() &&
-         a.momentum() == b.momentum() && a.dampening() == b.dampening() &&
-         a.weight_decay() == b.weight_decay() && a.nesterov() == b.nesterov() &&
+  return a.lr() == b.lr() && a.sigma() == b.sigma() && a.order() == b.order() && a.momentum() == b.momentum() &&
+         a.dampening() == b.dampening() && a.weight_decay() == b.weight_decay() && a.nesterov() == b.nesterov() &&
          a.maximize() == b.maximize() && a.flatten() == b.flatten() && a.backend() == b.backend();
 }
 
@@ -72,25 +71,23 @@ void read_lsgd_fields(torch::serialize::InputArchive& archive, Options& o) {
   read_if_present<std::string>(archive, "backend", [&](std::string v) { o.backend(std::move(v)); });
 }
 
-using SavedGroups =
-    std::vector<std::pair<std::vector<std::string>, std::unique_ptr<torch::optim::OptimizerOptions>>>;
+using SavedGroups = std::vector<std::pair<std::vector<std::string>, std::unique_ptr<torch::optim::OptimizerOptions>>>;
 
 // libtorch's loader restores per-parameter state only; a resumed run also
 // needs each group's hyper-parameters (as Python's load_state_dict does).
 // They are read and checked here, before anything changes.
 template <typename Options, typename Check>
-SavedGroups read_group_options(torch::serialize::InputArchive& archive, size_t expected_groups,
-                               const char* optimizer, Check&& check) {
+SavedGroups read_group_options(torch::serialize::InputArchive& archive, size_t expected_groups, const char* optimizer,
+                               Check&& check) {
   c10::IValue pytorch_version;
   TORCH_CHECK(archive.try_read("pytorch_version", pytorch_version), optimizer,
-              "::load: the archive is not an optimizer checkpoint written by ", optimizer,
-              "::save");
+              "::load: the archive is not an optimizer checkpoint written by ", optimizer, "::save");
   torch::serialize::InputArchive groups_archive;
   archive.read("param_groups", groups_archive);
   SavedGroups saved;
   torch::optim::detail::serialize<Options>(groups_archive, saved);
-  TORCH_CHECK(saved.size() == expected_groups, optimizer, "::load: the checkpoint has ",
-              saved.size(), " parameter groups, the optimizer ", expected_groups);
+  TORCH_CHECK(saved.size() == expected_groups, optimizer, "::load: the checkpoint has ", saved.size(),
+              " parameter groups, the optimizer ", expected_groups);
   for (const auto& group : saved) {
     check(static_cast<const Options&>(*group.second));
   }
@@ -100,8 +97,7 @@ SavedGroups read_group_options(torch::serialize::InputArchive& archive, size_t e
 // Installs the saved hyper-parameters and moves every loaded momentum buffer
 // to its parameter's device and dtype (buffers are read onto the CPU).
 template <typename ParamState>
-void finish_load(std::vector<torch::optim::OptimizerParamGroup>& groups, SavedGroups& saved,
-                 StateMap& state) {
+void finish_load(std::vector<torch::optim::OptimizerParamGroup>& groups, SavedGroups& saved, StateMap& state) {
   for (const auto i : c10::irange(saved.size())) {
     groups[i].set_options(std::move(saved[i].second));
   }
@@ -111,8 +107,7 @@ void finish_load(std::vector<torch::optim::OptimizerParamGroup>& groups, SavedGr
       if (it != state.end()) {
         auto& param_state = static_cast<ParamState&>(*it->second);
         if (param_state.momentum_buffer().defined()) {
-          param_state.momentum_buffer(
-              param_state.momentum_buffer().to(p.device(), p.scalar_type()));
+          param_state.momentum_buffer(param_state.momentum_buffer().to(p.device(), p.scalar_type()));
         }
       }
     }

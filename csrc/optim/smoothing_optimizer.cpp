@@ -32,8 +32,7 @@ SmoothingOptimizer<Derived, Options, ParamState>::SmoothingOptimizer(
 
 template <typename Derived, typename Options, typename ParamState>
 SmoothingOptimizer<Derived, Options, ParamState>::SmoothingOptimizer(std::vector<torch::Tensor> params,
-                                                                     Options defaults,
-                                                                     ProcessGroupPtr process_group)
+                                                                     Options defaults, ProcessGroupPtr process_group)
     : SmoothingOptimizer({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults),
                          std::move(process_group)) {}
 

@@ -7,12 +7,12 @@ which tunes SGD, LSGD and MLSGD on it at the SMALL or FULL size below.
 import argparse
 from typing import Callable, Dict, List, Tuple
 
-import torch
-import torch.nn.functional as F
-
 from common.models import VOCAB, CharTransformer
 from common.progress import quiet
 from common.training import NAMES, make_optimizer, train_epoch
+
+import torch
+import torch.nn.functional as F
 
 #: The default (short) and the full configuration; explicit flags win over both.
 SMALL = dict(chars=60_000, d_model=48, layers=2, heads=4, context=48, eval_windows=32, batch_size=16, epochs=1)

@@ -13,12 +13,13 @@ import statistics
 import time
 from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
+from common import models
+from common.progress import quiet
+
 import torch
 import torch.nn.functional as F
 
 import torch_mlsgd
-from common import models
-from common.progress import quiet
 
 OPTIMIZERS = ("sgd", "lsgd", "mlsgd")
 NAMES = {"sgd": "SGD", "lsgd": "LSGD", "mlsgd": "MLSGD"}

@@ -14,9 +14,8 @@
 namespace {
 
 torch::nn::Sequential make_model() {
-  return torch::nn::Sequential(torch::nn::Linear(1, 64), torch::nn::Tanh(),
-                               torch::nn::Linear(64, 64), torch::nn::Tanh(),
-                               torch::nn::Linear(64, 1));
+  return torch::nn::Sequential(torch::nn::Linear(1, 64), torch::nn::Tanh(), torch::nn::Linear(64, 64),
+                               torch::nn::Tanh(), torch::nn::Linear(64, 1));
 }
 
 }  // namespace
@@ -39,8 +38,7 @@ int main() {
   }
 
   torch::optim::SGD sgd(sgd_model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
-  torch_mlsgd::LSGD lsgd(lsgd_model->parameters(),
-                         torch_mlsgd::LSGDOptions(0.05).sigma(1.0).momentum(0.9));
+  torch_mlsgd::LSGD lsgd(lsgd_model->parameters(), torch_mlsgd::LSGDOptions(0.05).sigma(1.0).momentum(0.9));
 
   auto train_step = [&](torch::nn::Sequential& model, torch::optim::Optimizer& optimizer) {
     optimizer.zero_grad();

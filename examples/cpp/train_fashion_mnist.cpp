@@ -66,8 +66,7 @@ std::vector<uint8_t> read_file(const std::string& path) {
 }
 
 uint32_t big_endian(const std::vector<uint8_t>& d, size_t at) {
-  return (uint32_t{d[at]} << 24) | (uint32_t{d[at + 1]} << 16) | (uint32_t{d[at + 2]} << 8) |
-         uint32_t{d[at + 3]};
+  return (uint32_t{d[at]} << 24) | (uint32_t{d[at + 1]} << 16) | (uint32_t{d[at + 2]} << 8) | uint32_t{d[at + 3]};
 }
 
 // An IDX file as a uint8 tensor of its declared shape.
@@ -98,8 +97,7 @@ Split load(const std::string& dir, const std::string& prefix) {
   const torch::Tensor images = read_idx(dir + "/" + prefix + "-images-idx3-ubyte.gz", 0x803, 3);
   const torch::Tensor labels = read_idx(dir + "/" + prefix + "-labels-idx1-ubyte.gz", 0x801, 1);
   // Normalised with the training set's mean and standard deviation.
-  return {((images.to(torch::kFloat) / 255.0 - 0.2860) / 0.3530).unsqueeze(1),
-          labels.to(torch::kLong)};
+  return {((images.to(torch::kFloat) / 255.0 - 0.2860) / 0.3530).unsqueeze(1), labels.to(torch::kLong)};
 }
 
 // ----------------------------------------------------------------- model --
@@ -124,18 +122,17 @@ struct LeNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(LeNet);
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name, LeNet& model,
-                                                        const Args& a) {
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name, LeNet& model, const Args& a) {
   if (name == "SGD") {
-    return std::make_unique<torch::optim::SGD>(
-        model->parameters(), torch::optim::SGDOptions(a.lr).momentum(a.momentum));
+    return std::make_unique<torch::optim::SGD>(model->parameters(),
+                                               torch::optim::SGDOptions(a.lr).momentum(a.momentum));
   }
   if (name == "LSGD") {
-    return std::make_unique<torch_mlsgd::LSGD>(
-        model->parameters(), torch_mlsgd::LSGDOptions(a.lr).sigma(a.sigma).momentum(a.momentum));
+    return std::make_unique<torch_mlsgd::LSGD>(model->parameters(),
+                                               torch_mlsgd::LSGDOptions(a.lr).sigma(a.sigma).momentum(a.momentum));
   }
-  return std::make_unique<torch_mlsgd::MLSGD>(
-      model->parameters(), torch_mlsgd::MLSGDOptions(a.lr).sigma(a.sigma).momentum(a.momentum));
+  return std::make_unique<torch_mlsgd::MLSGD>(model->parameters(),
+                                              torch_mlsgd::MLSGDOptions(a.lr).sigma(a.sigma).momentum(a.momentum));
 }
 
 // ------------------------------------------------------------- training --
@@ -161,8 +158,7 @@ double accuracy(LeNet& model, const Split& test) {
   return 100.0 * static_cast<double>(correct) / static_cast<double>(test.images.size(0));
 }
 
-RunResult train(const std::string& name, uint64_t seed, const Split& train_set, const Split& test,
-                const Args& a) {
+RunResult train(const std::string& name, uint64_t seed, const Split& train_set, const Split& test, const Args& a) {
   using clock = std::chrono::steady_clock;
   torch::manual_seed(seed);
   LeNet model;  // identical initial weights for every optimizer of a seed
@@ -187,11 +183,10 @@ RunResult train(const std::string& name, uint64_t seed, const Split& train_set, 
       for (auto& group : optimizer->param_groups()) {
         group.options().set_lr(0.5 * a.lr * (1.0 + std::cos(M_PI * t)));
       }
-      const torch::Tensor batch =
-          permutation.slice(0, step * a.batch_size, std::min(n, (step + 1) * a.batch_size));
+      const torch::Tensor batch = permutation.slice(0, step * a.batch_size, std::min(n, (step + 1) * a.batch_size));
       optimizer->zero_grad();
-      const torch::Tensor loss = torch::cross_entropy_loss(
-          model->forward(train_set.images.index_select(0, batch)), train_set.labels.index_select(0, batch));
+      const torch::Tensor loss = torch::cross_entropy_loss(model->forward(train_set.images.index_select(0, batch)),
+                                                           train_set.labels.index_select(0, batch));
       loss.backward();
       const auto tick = clock::now();
       optimizer->step();
@@ -295,15 +290,15 @@ int main(int argc, char** argv) {
         results[o].push_back(train(names[o], seed, train_set, test, a));
         const RunResult& r = results[o].back();
         all_lowered = all_lowered && r.final_train_loss < r.first_loss;
-        std::printf("%-5s seed %llu: train loss %.4f (first batch %.4f), test accuracy %.2f %%\n",
-                    names[o].c_str(), static_cast<unsigned long long>(seed), r.final_train_loss,
-                    r.first_loss, r.test_accuracy);
+        std::printf("%-5s seed %llu: train loss %.4f (first batch %.4f), test accuracy %.2f %%\n", names[o].c_str(),
+                    static_cast<unsigned long long>(seed), r.final_train_loss, r.first_loss, r.test_accuracy);
       }
     }
-    std::printf("\nFashion-MNIST, LeNet (LibTorch), %lld epoch(s), batch %lld, lr %g (cosine), "
-                "momentum %g, sigma %g; mean ± std over %zu seed(s)\n\n",
-                static_cast<long long>(a.epochs), static_cast<long long>(a.batch_size), a.lr,
-                a.momentum, a.sigma, a.seeds.size());
+    std::printf(
+        "\nFashion-MNIST, LeNet (LibTorch), %lld epoch(s), batch %lld, lr %g (cosine), "
+        "momentum %g, sigma %g; mean ± std over %zu seed(s)\n\n",
+        static_cast<long long>(a.epochs), static_cast<long long>(a.batch_size), a.lr, a.momentum, a.sigma,
+        a.seeds.size());
     std::printf("| optimizer | train loss        | test accuracy %%  | s / epoch | optimizer step ms |\n");
     std::printf("|-----------|-------------------|------------------|-----------|-------------------|\n");
     for (size_t o = 0; o < names.size(); ++o) {
@@ -316,8 +311,8 @@ int main(int argc, char** argv) {
       }
       const auto l = mean_std(loss);
       const auto t = mean_std(acc);
-      std::printf("| %-9s | %.4f ± %.4f   | %5.2f ± %4.2f    | %9.1f | %17.3f |\n", names[o].c_str(),
-                  l.first, l.second, t.first, t.second, mean_std(seconds).first, mean_std(step).first);
+      std::printf("| %-9s | %.4f ± %.4f   | %5.2f ± %4.2f    | %9.1f | %17.3f |\n", names[o].c_str(), l.first, l.second,
+                  t.first, t.second, mean_std(seconds).first, mean_std(step).first);
     }
     if (a.check && !all_lowered) {
       std::fprintf(stderr, "check failed: a run did not lower its training loss\n");

@@ -8,6 +8,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 import torch_mlsgd
+
 from saddle_study.plateaus import first_below, plateau_exits, plateau_lengths
 from saddle_study.problems import DTYPE, Problem
 

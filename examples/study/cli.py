@@ -11,12 +11,14 @@ import sys
 import time
 from typing import Callable, Dict, List, Tuple
 
-import torch
-
-import study
-import torch_mlsgd
 from common import fashion_mnist, lm_training
 from common.training import OPTIMIZERS
+
+import torch
+
+import torch_mlsgd
+
+import study
 from study import dp
 from study.protocol import Space, log_grid, make_space
 from study.regimes import TRAIN_IMAGES, CharLMRegime, FashionData, FashionRegime, Regime, fashion_base

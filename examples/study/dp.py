@@ -9,11 +9,12 @@ import math
 import warnings
 from typing import Dict, List, Tuple
 
+from common.models import make_model
+from common.training import NAMES, Diverged, evaluate_classifier, make_optimizer, train_epoch
+
 import torch
 import torch.nn.functional as F
 
-from common.models import make_model
-from common.training import NAMES, Diverged, evaluate_classifier, make_optimizer, train_epoch
 from study.protocol import Config
 from study.regimes import FashionData, FashionRegime, _diverged, trial_args
 

@@ -11,12 +11,13 @@ import copy
 import math
 from typing import Callable, Dict, List, Tuple
 
-import torch
-
 from common import fashion_mnist, lm_training, stdlib_corpus
 from common.models import VOCAB, CharTransformer, count_parameters
 from common.progress import quiet
 from common.training import Diverged, train_classifier
+
+import torch
+
 from study.protocol import Config
 
 TRAIN_IMAGES, VAL_IMAGES = 50_000, 10_000  # Fashion-MNIST's 60 000 training images, cut by position

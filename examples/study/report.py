@@ -11,6 +11,7 @@ import os
 from typing import Dict, List, Sequence, Tuple
 
 from common.training import NAMES
+
 from study.plots import plot
 from study.protocol import Config
 

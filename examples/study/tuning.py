@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import Callable, Dict, List, Sequence
 
 from common.training import NAMES, mean_std
+
 from study.protocol import Space, Trial, check_equal_budget, edges, largest_stable_lr, select, trial_status, verdict
 from study.regimes import Regime
 from study.report import describe_config

@@ -62,13 +62,10 @@ int main(int argc, char** argv) {
   try {
     std::unique_ptr<torch::optim::Optimizer> optimizer;
     if (kind == "lsgd") {
-      optimizer = std::make_unique<torch_mlsgd::LSGD>(
-          params, common_options<torch_mlsgd::LSGDOptions>(argv));
+      optimizer = std::make_unique<torch_mlsgd::LSGD>(params, common_options<torch_mlsgd::LSGDOptions>(argv));
     } else {
       optimizer = std::make_unique<torch_mlsgd::MLSGD>(
-          params, common_options<torch_mlsgd::MLSGDOptions>(argv)
-                      .schedule(argv[13])
-                      .seed(std::atoll(argv[14])));
+          params, common_options<torch_mlsgd::MLSGDOptions>(argv).schedule(argv[13]).seed(std::atoll(argv[14])));
     }
     for (int step = 0; step < steps; ++step) {
       for (auto& p : params) {

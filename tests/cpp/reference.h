@@ -56,8 +56,8 @@ inline torch::Tensor fft_smooth(const torch::Tensor& v, double sigma, int64_t or
 // Each gradient smoothed as an optimizer with this `flatten` does: each on its
 // own ring ("tensor"), or all of them concatenated into one ring ("group"),
 // returned in the gradients' shapes.
-inline std::vector<torch::Tensor> smooth_gradients(const std::vector<torch::Tensor>& grads,
-                                                   const std::string& flatten, double sigma, int64_t order) {
+inline std::vector<torch::Tensor> smooth_gradients(const std::vector<torch::Tensor>& grads, const std::string& flatten,
+                                                   double sigma, int64_t order) {
   std::vector<torch::Tensor> smoothed;
   if (flatten == "group") {
     std::vector<torch::Tensor> flat;
@@ -117,8 +117,8 @@ inline void train(torch::optim::Optimizer& optimizer, const std::vector<torch::T
 
 // `steps` steps of two optimizers on the same gradient field of their own parameters.
 inline void step_side_by_side(torch::optim::Optimizer& ours, torch::optim::Optimizer& theirs,
-                              const std::vector<torch::Tensor>& params,
-                              const std::vector<torch::Tensor>& their_params, int steps) {
+                              const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& their_params,
+                              int steps) {
   for (int step = 0; step < steps; ++step) {
     set_gradients(params);
     set_gradients(their_params);

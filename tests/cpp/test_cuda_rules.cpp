@@ -23,9 +23,9 @@ namespace rules = torch_mlsgd::cuda;
 
 constexpr size_t kKiB = 1024;
 // cudaDevAttrMaxSharedMemoryPerBlockOptin of three generations.
-constexpr size_t kTuring = 64 * kKiB;    // sm_75, e.g. T4
-constexpr size_t kAmpere = 163 * kKiB;   // sm_80, A100
-constexpr size_t kHopper = 227 * kKiB;   // sm_90, H100/H200
+constexpr size_t kTuring = 64 * kKiB;   // sm_75, e.g. T4
+constexpr size_t kAmpere = 163 * kKiB;  // sm_80, A100
+constexpr size_t kHopper = 227 * kKiB;  // sm_90, H100/H200
 
 bool fits(double sigma, int64_t order, size_t element_bytes, size_t limit) {
   const auto filter = make_recursive_filter(sigma, order, element_bytes == 8 ? 1e-17 : 1e-8);
@@ -50,10 +50,10 @@ TEST(CudaRules, ATuringGpuRefusesEveryFloat64DirectBlock) {
 
 TEST(CudaRules, AutoFallsBackToFftWhereTheDirectBlockDoesNotFit) {
   const auto filter = make_recursive_filter(1.0, 1, 1e-17);
-  EXPECT_FALSE(rules::auto_takes_direct(rules::direct_fits(filter.sections.size(), filter.warmup, 8, kTuring),
-                                        filter.warmup));
-  EXPECT_TRUE(rules::auto_takes_direct(rules::direct_fits(filter.sections.size(), filter.warmup, 8, kHopper),
-                                       filter.warmup));
+  EXPECT_FALSE(
+      rules::auto_takes_direct(rules::direct_fits(filter.sections.size(), filter.warmup, 8, kTuring), filter.warmup));
+  EXPECT_TRUE(
+      rules::auto_takes_direct(rules::direct_fits(filter.sections.size(), filter.warmup, 8, kHopper), filter.warmup));
   // Long warm-ups go to cuFFT even where they fit: the direct cost grows with them.
   const auto slow = make_recursive_filter(1e4, 1, 1e-17);
   ASSERT_GT(slow.warmup, 2 * rules::kChunk);
@@ -95,7 +95,9 @@ TEST(CudaRules, ComplexAlignmentIsTwoElements) {
 
 // A resource that counts how many of its kind are alive and who holds it.
 struct Counted {
-  explicit Counted(int id, std::shared_ptr<std::atomic<int>> alive) : id(id), alive(std::move(alive)) { ++*this->alive; }
+  explicit Counted(int id, std::shared_ptr<std::atomic<int>> alive) : id(id), alive(std::move(alive)) {
+    ++*this->alive;
+  }
   Counted(Counted&& o) noexcept : id(o.id), alive(std::move(o.alive)) {}
   Counted& operator=(Counted&&) = delete;
   ~Counted() {

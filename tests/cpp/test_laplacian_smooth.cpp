@@ -33,13 +33,11 @@ TEST(LaplacianSmooth, MatchesFloat64References) {
     const torch::Tensor v = torch::randn({n}, torch::kDouble);
     for (int64_t order = 1; order <= 4; ++order) {
       for (double sigma : kSigmas) {
-        const torch::Tensor expected =
-            n <= 128 ? dense_smooth(v, sigma, order) : fft_smooth(v, sigma, order);
+        const torch::Tensor expected = n <= 128 ? dense_smooth(v, sigma, order) : fft_smooth(v, sigma, order);
         for (const auto& backend : kBackends) {
           for (auto dtype : {torch::kDouble, torch::kFloat}) {
-            SCOPED_TRACE("n=" + std::to_string(n) + " order=" + std::to_string(order) +
-                         " sigma=" + std::to_string(sigma) + " backend=" + backend +
-                         " dtype=" + std::string(c10::toString(dtype)));
+            SCOPED_TRACE("n=" + std::to_string(n) + " order=" + std::to_string(order) + " sigma=" +
+                         std::to_string(sigma) + " backend=" + backend + " dtype=" + std::string(c10::toString(dtype)));
             const torch::Tensor out = laplacian_smooth(v.to(dtype), sigma, order, backend);
             ASSERT_EQ(out.scalar_type(), dtype);
             ASSERT_EQ(out.sizes(), v.sizes());
@@ -62,9 +60,7 @@ TEST(LaplacianSmooth, DirectRouteAcrossChunksAndThreads) {
       SCOPED_TRACE("sigma=" + std::to_string(sigma) + " order=" + std::to_string(order));
       const torch::Tensor expected = fft_smooth(v, sigma, order);
       EXPECT_LT(relative_error(laplacian_smooth(v, sigma, order, "direct"), expected), 1e-10);
-      EXPECT_LT(relative_error(laplacian_smooth(v.to(torch::kFloat), sigma, order, "direct"),
-                               expected),
-                1e-5);
+      EXPECT_LT(relative_error(laplacian_smooth(v.to(torch::kFloat), sigma, order, "direct"), expected), 1e-5);
     }
   }
   torch::set_num_threads(threads);
@@ -116,8 +112,7 @@ TEST(LaplacianSmooth, ShrinksNoiseVarianceAsPredicted) {
   // (1 + 2 sigma) / (1 + 4 sigma)^(3/2) for order 1: 0.268 at sigma = 1.
   torch::manual_seed(4);
   const torch::Tensor v = torch::randn({1 << 20}, torch::kDouble);
-  const double ratio =
-      laplacian_smooth(v, 1.0).var().item<double>() / v.var().item<double>();
+  const double ratio = laplacian_smooth(v, 1.0).var().item<double>() / v.var().item<double>();
   EXPECT_NEAR(ratio, 3.0 / std::pow(5.0, 1.5), 3e-3);
 }
 
@@ -213,15 +208,12 @@ TEST(LaplacianSmooth, BadInputRaisesAndChangesNothing) {
   expect_error_mentioning<c10::ValueError>([&] { laplacian_smooth_(v, nan); }, "sigma value: nan");
   expect_error_mentioning<c10::ValueError>([&] { laplacian_smooth_(v, inf); }, "sigma value: inf");
   expect_error_mentioning<c10::ValueError>([&] { laplacian_smooth_(v, 1.0, 0); }, "order value: 0");
-  expect_error_mentioning<c10::ValueError>([&] { laplacian_smooth_(v, 1.0, 1, "cufft"); },
-                                           "'cufft'");
+  expect_error_mentioning<c10::ValueError>([&] { laplacian_smooth_(v, 1.0, 1, "cufft"); }, "'cufft'");
   EXPECT_TRUE(torch::equal(v, original));
-  expect_error_mentioning<c10::TypeError>(
-      [&] { laplacian_smooth(torch::arange(5), 1.0); }, "floating-point");
-  expect_error_mentioning<c10::TypeError>(
-      [&] { laplacian_smooth(torch::randn({5}, torch::kComplexFloat), 1.0); }, "complex");
-  expect_error_mentioning<c10::TypeError>(
-      [&] { laplacian_smooth(torch::randn({5}).to_sparse(), 1.0); }, "sparse");
+  expect_error_mentioning<c10::TypeError>([&] { laplacian_smooth(torch::arange(5), 1.0); }, "floating-point");
+  expect_error_mentioning<c10::TypeError>([&] { laplacian_smooth(torch::randn({5}, torch::kComplexFloat), 1.0); },
+                                          "complex");
+  expect_error_mentioning<c10::TypeError>([&] { laplacian_smooth(torch::randn({5}).to_sparse(), 1.0); }, "sparse");
   // In place on a tensor that requires grad would corrupt autograd.
   torch::Tensor leaf = torch::randn({5}).requires_grad_(true);
   expect_error_mentioning<c10::Error>([&] { laplacian_smooth_(leaf, 1.0); }, "requires grad");
@@ -230,10 +222,10 @@ TEST(LaplacianSmooth, BadInputRaisesAndChangesNothing) {
 // A shard of a ring with its halos: the CPU's direct shard kernel and the
 // ring-based one other devices use agree with smoothing the whole ring.
 TEST(LaplacianSmooth, ShardKernelsMatchTheWholeRing) {
-  static const auto shard_op = c10::Dispatcher::singleton()
-                                   .findSchemaOrThrow("mlsgd::laplacian_smooth_shard", "")
-                                   .typed<torch::Tensor(const torch::Tensor&, const torch::Tensor&,
-                                                        const torch::Tensor&, double, int64_t)>();
+  static const auto shard_op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mlsgd::laplacian_smooth_shard", "")
+          .typed<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, double, int64_t)>();
   for (auto dtype : {torch::kDouble, torch::kFloat}) {
     for (int64_t order : {1, 2}) {
       for (double sigma : {0.5, 4.0}) {
@@ -253,8 +245,8 @@ TEST(LaplacianSmooth, ShardKernelsMatchTheWholeRing) {
         const torch::Tensor direct = shard_op.call(shard, left, right, sigma, order);
         // The device-independent kernel (from the whole-ring op), which the CPU's own hides.
         const auto by_ring_op = [&](const torch::Tensor& l) {
-          return shard_op.redispatch(c10::DispatchKeySet(c10::DispatchKey::CompositeExplicitAutograd), shard, l,
-                                     right, sigma, order);
+          return shard_op.redispatch(c10::DispatchKeySet(c10::DispatchKey::CompositeExplicitAutograd), shard, l, right,
+                                     sigma, order);
         };
         const torch::Tensor by_ring = by_ring_op(left);
         EXPECT_LT(relative_error(direct.to(torch::kDouble), expected), tolerance(dtype)) << sigma << " " << order;

@@ -55,10 +55,9 @@ std::vector<torch::Tensor> make_params() {
 
 std::string describe(const LSGDOptions& o) {
   return "sigma=" + std::to_string(o.sigma()) + " order=" + std::to_string(o.order()) +
-         " momentum=" + std::to_string(o.momentum()) + " dampening=" +
-         std::to_string(o.dampening()) + " wd=" + std::to_string(o.weight_decay()) +
-         " nesterov=" + std::to_string(o.nesterov()) + " maximize=" +
-         std::to_string(o.maximize()) + " flatten=" + o.flatten() + " backend=" + o.backend();
+         " momentum=" + std::to_string(o.momentum()) + " dampening=" + std::to_string(o.dampening()) +
+         " wd=" + std::to_string(o.weight_decay()) + " nesterov=" + std::to_string(o.nesterov()) +
+         " maximize=" + std::to_string(o.maximize()) + " flatten=" + o.flatten() + " backend=" + o.backend();
 }
 
 TEST(LSGD, FollowsTheReferenceSemanticsStepForStep) {
@@ -87,8 +86,7 @@ TEST(LSGD, FollowsTheReferenceSemanticsStepForStep) {
       optimizer.step();
       reference.step();
       for (size_t i = 0; i < params.size(); ++i) {
-        EXPECT_TRUE(torch::allclose(params[i], reference.params[i], 1e-12, 1e-12))
-            << "step " << step << " param " << i;
+        EXPECT_TRUE(torch::allclose(params[i], reference.params[i], 1e-12, 1e-12)) << "step " << step << " param " << i;
       }
     }
   }
@@ -125,8 +123,7 @@ TEST(LSGD, FusedStepMatchesTheReferenceOnLargeTensors) {
       }
       const double tol = dtype == torch::kDouble ? 1e-11 : 2e-5;
       for (size_t i = 0; i < params.size(); ++i) {
-        EXPECT_LT(relative_error(params[i], reference.params[i]), tol)
-            << "param " << i;
+        EXPECT_LT(relative_error(params[i], reference.params[i]), tol) << "param " << i;
       }
     }
   }
@@ -136,8 +133,7 @@ TEST(LSGD, SigmaZeroIsTorchSGD) {
   auto params = make_params();
   auto sgd_params = make_params();
   LSGD lsgd(params, LSGDOptions(0.1).sigma(0.0).momentum(0.9).nesterov(true).weight_decay(0.1));
-  torch::optim::SGD sgd(
-      sgd_params, torch::optim::SGDOptions(0.1).momentum(0.9).nesterov(true).weight_decay(0.1));
+  torch::optim::SGD sgd(sgd_params, torch::optim::SGDOptions(0.1).momentum(0.9).nesterov(true).weight_decay(0.1));
   step_side_by_side(lsgd, sgd, params, sgd_params, 5);
   for (size_t i = 0; i < params.size(); ++i) {
     EXPECT_TRUE(torch::allclose(params[i], sgd_params[i], 1e-13, 1e-13));
@@ -160,9 +156,8 @@ TEST(LSGD, ParamGroupsKeepTheirOwnOptionsAndSkipMissingGradients) {
   EXPECT_EQ(static_cast<const LSGDOptions&>(optimizer.param_groups()[0].options()).sigma(), 1.0);
 
   ReferenceLSGD first_reference{LSGDOptions(0.1).sigma(1.0), {params[0].detach().clone()}, {}};
-  ReferenceLSGD second_reference{LSGDOptions(0.02).sigma(5.0).momentum(0.9),
-                                 {params[1].detach().clone(), params[2].detach().clone()},
-                                 {}};
+  ReferenceLSGD second_reference{
+      LSGDOptions(0.02).sigma(5.0).momentum(0.9), {params[1].detach().clone(), params[2].detach().clone()}, {}};
   for (int step = 0; step < 3; ++step) {
     set_gradients(params);  // `frozen` never gets a gradient
     optimizer.step();
@@ -213,8 +208,8 @@ TEST(LSGD, OptionsAreChainableComparableAndScheduled) {
 }
 
 TEST(LSGD, CheckpointsResumeBitForBit) {
-  for (const auto& options : {LSGDOptions(0.05).momentum(0.9).sigma(2.0),
-                              LSGDOptions(0.05).momentum(0.9).nesterov(true).flatten("group")}) {
+  for (const auto& options :
+       {LSGDOptions(0.05).momentum(0.9).sigma(2.0), LSGDOptions(0.05).momentum(0.9).nesterov(true).flatten("group")}) {
     SCOPED_TRACE(describe(options));
     expect_checkpoint_resumes_bit_for_bit<LSGD>(make_params(), options, LSGDOptions(123.0), "lsgd_checkpoint.pt");
   }
@@ -230,8 +225,8 @@ TEST(LSGD, CheckpointsLoadIntoAnotherDtype) {
   LSGD resumed(floats, LSGDOptions(1.0));
   save_and_load(optimizer, resumed, "lsgd_dtype_checkpoint.pt");
   for (const auto& p : floats) {
-    const auto& state = static_cast<torch_mlsgd::LSGDParamState&>(
-        *resumed.state().at(torch_mlsgd::optim_detail::state_key(p)));
+    const auto& state =
+        static_cast<torch_mlsgd::LSGDParamState&>(*resumed.state().at(torch_mlsgd::optim_detail::state_key(p)));
     EXPECT_EQ(state.momentum_buffer().scalar_type(), torch::kFloat);
   }
   step_side_by_side(optimizer, resumed, params, floats, 2);
@@ -245,10 +240,8 @@ TEST(LSGD, BadHyperParametersRaise) {
   expect_value_error([&] { LSGD(params, LSGDOptions(-0.1)); }, "Invalid learning rate: -0.1");
   expect_value_error([&] { LSGD(params, LSGDOptions(0.1).sigma(-1)); }, "Invalid sigma value: -1");
   expect_value_error([&] { LSGD(params, LSGDOptions(0.1).order(0)); }, "Invalid order value: 0");
-  expect_value_error([&] { LSGD(params, LSGDOptions(0.1).momentum(-0.5)); },
-                     "Invalid momentum value: -0.5");
-  expect_value_error([&] { LSGD(params, LSGDOptions(0.1).weight_decay(-1)); },
-                     "Invalid weight_decay value: -1");
+  expect_value_error([&] { LSGD(params, LSGDOptions(0.1).momentum(-0.5)); }, "Invalid momentum value: -0.5");
+  expect_value_error([&] { LSGD(params, LSGDOptions(0.1).weight_decay(-1)); }, "Invalid weight_decay value: -1");
   expect_value_error([&] { LSGD(params, LSGDOptions(0.1).nesterov(true)); }, "Nesterov");
   expect_value_error([&] { LSGD(params, LSGDOptions(0.1).flatten("layer")); }, "'layer'");
   expect_value_error([&] { LSGD(params, LSGDOptions(0.1).backend("gpu")); }, "'gpu'");

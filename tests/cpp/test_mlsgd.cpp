@@ -36,8 +36,8 @@ double reference_uniform01(uint64_t seed, uint64_t step) {
 
 // sigma_k of the schedules as docs/api.md's table defines them (sigma_max = 2 sigma
 // when not given).
-double reference_sigma(const std::string& schedule, int64_t k, double sigma, double sigma_min,
-                       double sigma_max, int64_t period, uint64_t seed) {
+double reference_sigma(const std::string& schedule, int64_t k, double sigma, double sigma_min, double sigma_max,
+                       int64_t period, uint64_t seed) {
   if (schedule == "random") {
     return sigma_min + (sigma_max - sigma_min) * reference_uniform01(seed, static_cast<uint64_t>(k));
   }
@@ -86,8 +86,8 @@ TEST(MLSGD, SchedulesFollowTheirFormulas) {
 // Python suite's, which agree).
 TEST(MLSGD, RandomScheduleIsTheDocumentedGenerator) {
   constexpr int64_t kMaxInt64 = std::numeric_limits<int64_t>::max();
-  const std::vector<int64_t> steps = {0, 1, 2, 3, 10, 99, 1000, int64_t{1} << 31, int64_t{1} << 40,
-                                      (int64_t{1} << 53) + 1, kMaxInt64};
+  const std::vector<int64_t> steps = {
+      0, 1, 2, 3, 10, 99, 1000, int64_t{1} << 31, int64_t{1} << 40, (int64_t{1} << 53) + 1, kMaxInt64};
   for (int64_t seed : {int64_t{0}, int64_t{3}, int64_t{11}, (int64_t{1} << 40) + 5, kMaxInt64}) {
     const auto options = MLSGDOptions(0.1).sigma(1.0).sigma_min(0.5).sigma_max(3.0).seed(seed);
     for (int64_t k : steps) {
@@ -163,8 +163,7 @@ TEST(MLSGD, AStepTheDirectRouteRefusesChangesNothing) {
   EXPECT_TRUE(torch::equal(b, b_before));
   auto step_of = [&](const torch::Tensor& p) {
     auto it = optimizer.state().find(torch_mlsgd::optim_detail::state_key(p));
-    return it == optimizer.state().end() ? int64_t{0}
-                                         : static_cast<torch_mlsgd::MLSGDParamState&>(*it->second).step();
+    return it == optimizer.state().end() ? int64_t{0} : static_cast<torch_mlsgd::MLSGDParamState&>(*it->second).step();
   };
   EXPECT_EQ(step_of(a), 2);
   EXPECT_EQ(step_of(b), 0);

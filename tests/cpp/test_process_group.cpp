@@ -14,9 +14,9 @@
 #include "optim/group_step.h"
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
-#include <torch/torch.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -145,8 +145,7 @@ TEST(ProcessGroup, ANonFiniteShardStopsEveryRankBeforeAnyChange) {
   if (r.rank == 1) {
     p.mutable_grad()[50] = std::numeric_limits<double>::quiet_NaN();
   }
-  torch_mlsgd::LSGD optimizer(std::vector<torch::Tensor>{p}, torch_mlsgd::LSGDOptions(0.1).flatten("group"),
-                              r.group);
+  torch_mlsgd::LSGD optimizer(std::vector<torch::Tensor>{p}, torch_mlsgd::LSGDOptions(0.1).flatten("group"), r.group);
   try {
     optimizer.step();
     ADD_FAILURE() << "expected every rank to throw";

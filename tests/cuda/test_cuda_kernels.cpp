@@ -22,9 +22,9 @@ namespace kernels = torch_mlsgd::cuda;
 using torch_mlsgd::core::make_recursive_filter;
 
 // Evaluates `expr` once (it may launch work or end a capture).
-#define CUDA_OK(expr)                                                   \
-  do {                                                                  \
-    const cudaError_t cuda_ok_status = (expr);                          \
+#define CUDA_OK(expr)                                                             \
+  do {                                                                            \
+    const cudaError_t cuda_ok_status = (expr);                                    \
     ASSERT_EQ(cuda_ok_status, cudaSuccess) << cudaGetErrorString(cuda_ok_status); \
   } while (0)
 
@@ -106,8 +106,7 @@ double relative_error(const std::vector<double>& a, const std::vector<double>& b
     }
   }
   if (residual > tol * norm * scale) {
-    return ::testing::AssertionFailure() << "residual " << residual << " at " << worst << " > "
-                                         << tol * norm * scale;
+    return ::testing::AssertionFailure() << "residual " << residual << " at " << worst << " > " << tol * norm * scale;
   }
   if (v.size() <= 1200) {
     const auto expected = dft_smooth(v, sigma, order);
@@ -116,8 +115,8 @@ double relative_error(const std::vector<double>& a, const std::vector<double>& b
       diff[i] = y[i] - expected[i];
     }
     if (max_abs(diff) > tol * max_abs(expected) || relative_error(y, expected) > tol) {
-      return ::testing::AssertionFailure() << "against the DFT: max-abs " << max_abs(diff) << ", relative "
-                                           << relative_error(y, expected);
+      return ::testing::AssertionFailure()
+             << "against the DFT: max-abs " << max_abs(diff) << ", relative " << relative_error(y, expected);
     }
   }
   return ::testing::AssertionSuccess();
@@ -215,8 +214,8 @@ const std::vector<int64_t> kSizes = {2, 3, 100, 1000, 8224, 3 * 8224 + 17, 10000
 // A random ring of n elements (from `seed`) smoothed by the direct route with
 // the filter f made for (sigma, order): S(v) to `tol` (smooths).
 template <typename T>
-void expect_direct_route_smooths(int64_t n, unsigned seed, const kernels::DeviceFilter& f, double sigma,
-                                 int64_t order, double tol) {
+void expect_direct_route_smooths(int64_t n, unsigned seed, const kernels::DeviceFilter& f, double sigma, int64_t order,
+                                 double tol) {
   const auto v = random_vector(n, seed);
   DeviceArray<T> in(v), out(static_cast<size_t>(n));
   const kernels::SmoothRing<T> ring{in.get(), out.get(), n};
@@ -230,11 +229,10 @@ void check_direct(double tol) {
   for (int64_t n : kSizes) {
     for (int64_t order : {1, 2, 3}) {
       for (double sigma : {0.5, 1.0, 30.0}) {
-        SCOPED_TRACE("n=" + std::to_string(n) + " order=" + std::to_string(order) +
-                     " sigma=" + std::to_string(sigma));
+        SCOPED_TRACE("n=" + std::to_string(n) + " order=" + std::to_string(order) + " sigma=" + std::to_string(sigma));
         kernels::DeviceFilter f;
-        ASSERT_TRUE(kernels::make_device_filter(make_recursive_filter(sigma, order, 1e-17), sizeof(T),
-                                                shared_limit(), &f));
+        ASSERT_TRUE(
+            kernels::make_device_filter(make_recursive_filter(sigma, order, 1e-17), sizeof(T), shared_limit(), &f));
         ASSERT_NO_FATAL_FAILURE(expect_direct_route_smooths<T>(n, 1, f, sigma, order, tol));
       }
     }
@@ -345,7 +343,6 @@ TEST_F(CudaKernels, ElementwiseUpdateOverSeveralRings) {
   }
 }
 
-
 // Orders 1..8 at sigma = 1 and at the largest sigma (on a doubling grid) whose
 // warm-up still fits this device's shared memory: the longest halos the
 // direct kernels take, on rings longer and shorter than a block.
@@ -361,8 +358,8 @@ void check_orders_and_long_warmups(double tol) {
     for (double sigma : {1.0, largest}) {
       ASSERT_TRUE(kernels::make_device_filter(make_recursive_filter(sigma, order, 1e-17), sizeof(T), limit, &f));
       for (int64_t n : {int64_t{700}, 2 * kernels::kBlockRange + 5, int64_t{100003}}) {
-        SCOPED_TRACE("order=" + std::to_string(order) + " sigma=" + std::to_string(sigma) + " n=" +
-                     std::to_string(n) + " warmup=" + std::to_string(f.warmup));
+        SCOPED_TRACE("order=" + std::to_string(order) + " sigma=" + std::to_string(sigma) + " n=" + std::to_string(n) +
+                     " warmup=" + std::to_string(f.warmup));
         ASSERT_NO_FATAL_FAILURE(expect_direct_route_smooths<T>(n, 7, f, sigma, order, tol));
       }
     }
@@ -457,8 +454,8 @@ TEST_F(CudaKernels, OneSizeOnTwoStreamsAndTwoThreadsAtOnce) {
     const auto got = out.download();
     for (int64_t b = 0; b < batch && failure->empty(); ++b) {
       const std::vector<double> ring(v.begin() + b * n, v.begin() + (b + 1) * n);
-      const auto result = smooths(std::vector<double>(got.begin() + b * n, got.begin() + (b + 1) * n), ring, 3.0, 1,
-                                  1e-10);
+      const auto result =
+          smooths(std::vector<double>(got.begin() + b * n, got.begin() + (b + 1) * n), ring, 3.0, 1, 1e-10);
       if (!result) {
         *failure = result.message();
       }
@@ -484,7 +481,8 @@ TEST_F(CudaKernels, StepsReplayFromACudaGraph) {
   const kernels::UpdateRule rule{0.1, 0.9, 0.0, 0.0, false};
   cudaStream_t stream;
   CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  DeviceArray<double> grad(g), eager_w(w0), eager_b(static_cast<size_t>(n)), graph_w(w0), graph_b(static_cast<size_t>(n));
+  DeviceArray<double> grad(g), eager_w(w0), eager_b(static_cast<size_t>(n)), graph_w(w0),
+      graph_b(static_cast<size_t>(n));
   DeviceArray<double> eager_s(static_cast<size_t>(n)), graph_s(static_cast<size_t>(n));
   Scratch scratch;
   auto step = [&](double* w, double* b, double* s, bool fresh) {

@@ -74,8 +74,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const bool valid = std::isfinite(sigma) && sigma >= 0;
   // Results below the normal range carry no relative precision (denormals).
-  const double floor = 16 * (use_double ? std::numeric_limits<double>::min()
-                                        : static_cast<double>(std::numeric_limits<float>::min()));
+  const double floor =
+      16 * (use_double ? std::numeric_limits<double>::min() : static_cast<double>(std::numeric_limits<float>::min()));
   const torch::Tensor before = v.clone();
   try {
     torch::Tensor out = torch_mlsgd::laplacian_smooth(v, sigma, order, backend);
@@ -89,8 +89,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const torch::Tensor od = out.to(torch::kDouble);
       require(std::fabs(od.mean().item<double>() - vd.mean().item<double>()) <= tol * scale + floor,
               "the mean changed");
-      require(od.norm().item<double>() <= vd.norm().item<double>() * (1 + tol) + tol * scale + floor,
-              "the norm grew");
+      require(od.norm().item<double>() <= vd.norm().item<double>() * (1 + tol) + tol * scale + floor, "the norm grew");
       torch::Tensor in_place = v.clone();
       torch_mlsgd::laplacian_smooth_(in_place, sigma, order, backend);
       require(torch::allclose(in_place, out, tol, tol * scale + floor), "in-place and out-of-place differ");

@@ -232,7 +232,8 @@ def _full_optimizer_state(optimizer):
     for group in optimizer.param_groups:
         for p in group["params"]:
             state = optimizer.state.get(p, {})
-            out.append({k: (v.full_tensor() if hasattr(v, "full_tensor") else v).clone() for k, v in sorted(state.items())})
+            out.append({k: (v.full_tensor() if hasattr(v, "full_tensor") else v).clone()
+                        for k, v in sorted(state.items())})
     return out
 
 

@@ -14,6 +14,7 @@ if os.environ.get("TORCH_MLSGD_USE_INSTALLED") != "1":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import torch_mlsgd  # noqa: E402
+
 from reference import ReferenceLSGD, fft_smooth, relative_error  # noqa: E402
 
 # Sizes around every boundary of the chunking: single chunks, groups of 8

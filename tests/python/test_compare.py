@@ -5,12 +5,13 @@ import json
 import os
 import struct
 
+from common import fashion_mnist
+
 import pytest
 import torch
 
 # examples/ is on the path (pyproject.toml's [tool.pytest.ini_options]), as it is for the scripts there.
 import compare
-from common import fashion_mnist
 
 
 def write_idx(path, magic, shape, payload, compress=True):

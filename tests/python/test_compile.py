@@ -32,8 +32,8 @@ def test_opcheck_of_every_op(device):
         opcheck(torch.ops.mlsgd.lsgd_step_.default,
                 (params, grads, buffers, [True, True], 0.1, 1.0, 1, 0.9, 0.0, 0.0, False, False, "tensor", "auto"))
         opcheck(torch.ops.mlsgd.lsgd_step_.tensor,
-                (params, grads, buffers, [False, False], torch.tensor(0.1), torch.tensor([1.0, 2.0], dtype=torch.float64),
-                 1, 0.9, 0.0, 0.0, False, False, "tensor", "auto"))
+                (params, grads, buffers, [False, False], torch.tensor(0.1),
+                 torch.tensor([1.0, 2.0], dtype=torch.float64), 1, 0.9, 0.0, 0.0, False, False, "tensor", "auto"))
         warmup = torch.ops.mlsgd.direct_warmup.default(1.0, 1, dtype)
         halos = [torch.randn(warmup + 3, device=device, dtype=dtype) for _ in range(2)]
         opcheck(torch.ops.mlsgd.laplacian_smooth_shard.default, (x[0], *halos, 1.0, 1))

@@ -13,9 +13,10 @@ import pytest
 import torch
 
 import torch_mlsgd
+from torch_mlsgd import LSGD, MLSGD, laplacian_smooth, laplacian_smooth_
+
 from reference import fft_smooth
 from stepping import fit
-from torch_mlsgd import LSGD, MLSGD, laplacian_smooth, laplacian_smooth_
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

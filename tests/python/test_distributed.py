@@ -1,6 +1,5 @@
 """LSGD and MLSGD under torch.distributed (gloo, CPU), in processes the tests start."""
 
-import os
 
 import pytest
 import torch

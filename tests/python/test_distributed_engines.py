@@ -11,8 +11,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-import torch_mlsgd
-
 import distributed_workers as workers
 
 try:

@@ -180,7 +180,8 @@ def test_float8_is_computed_in_float32_and_rounded_once(dtype):
     out = laplacian_smooth(v, 1.0, backend="direct")
     assert out.dtype == dtype
     # Float32-then-round, bit for bit.
-    assert torch.equal(out.view(torch.uint8), laplacian_smooth(v.float(), 1.0, backend="direct").to(dtype).view(torch.uint8))
+    expected = laplacian_smooth(v.float(), 1.0, backend="direct").to(dtype)
+    assert torch.equal(out.view(torch.uint8), expected.view(torch.uint8))
 
 
 def test_autograd_backward_is_the_smoothing():

@@ -12,7 +12,6 @@ from torch_mlsgd import LSGD, laplacian_smooth
 
 from stepping import train
 
-
 FLOAT_TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
 # ||S v - reference|| / ||v||: measured at most 3.2e-14 (float64) and 5.6e-7 (float32, the
 # FFT route at n ~ 1e5) over this test's range, on both kernel paths.

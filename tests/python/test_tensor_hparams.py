@@ -36,7 +36,8 @@ def run(optimizer_class, lr, steps=5, scheduler=False, **kwargs):
 
 
 @pytest.mark.parametrize("optimizer_class", [LSGD, MLSGD])
-@pytest.mark.parametrize("implementation", IMPLEMENTATIONS, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()) or "default")
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS,
+                         ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()) or "default")
 @pytest.mark.parametrize("scheduler", [False, True])
 def test_tensor_lr_steps_as_the_float_does(optimizer_class, implementation, scheduler):
     """A 0-dim Tensor lr gives the float lr's steps bit for bit, with or without a

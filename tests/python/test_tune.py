@@ -8,11 +8,12 @@ import math
 import os
 import sysconfig
 
+# examples/ is on the path (pyproject.toml's [tool.pytest.ini_options]), as it is for the scripts there.
+from common import fashion_mnist, lm_training, stdlib_corpus, training
+
 import pytest
 import torch
 
-# examples/ is on the path (pyproject.toml's [tool.pytest.ini_options]), as it is for the scripts there.
-from common import fashion_mnist, lm_training, stdlib_corpus, training
 from study import cli, dp, protocol, regimes, report, tuning
 
 

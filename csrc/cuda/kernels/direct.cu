@@ -30,9 +30,9 @@ constexpr int kStoreBatch = 8;  // elements each lane updates per round of the w
 // A ring as kernels see it; which pointers matter depends on the kernel.
 struct DeviceRing {
   const void* input;
-  void* output;   // smoothing: the results
-  void* param;    // update: the parameter
-  void* buffer;   // update: the momentum buffer (may be null)
+  void* output;  // smoothing: the results
+  void* param;   // update: the parameter
+  void* buffer;  // update: the momentum buffer (may be null)
   int64_t n;
   int64_t first_block;
   double scale;
@@ -152,8 +152,8 @@ struct UpdateSinkDevice {
 // smoothing.h; the phases are separated by __syncwarp so that every read of
 // another lane's values happens before that lane overwrites them.
 template <typename scalar_t, bool kFirstOrder, typename Sink>
-__global__ void __launch_bounds__(kWarp) direct_kernel(const __grid_constant__ RingTable table, DeviceFilter f,
-                                                       UpdateRule rule, Sink sink) {
+__global__ void __launch_bounds__(kWarp)
+    direct_kernel(const __grid_constant__ RingTable table, DeviceFilter f, UpdateRule rule, Sink sink) {
   extern __shared__ double shared_storage[];
   scalar_t* buf = reinterpret_cast<scalar_t*>(shared_storage);
   const int lane = static_cast<int>(threadIdx.x);
@@ -275,8 +275,8 @@ cudaError_t for_each_table(const std::vector<DeviceRing>& rings, int64_t range, 
 }
 
 template <typename scalar_t, bool kFirstOrder, typename Sink>
-cudaError_t launch_direct_kernel(const std::vector<DeviceRing>& rings, const DeviceFilter& f,
-                                 const UpdateRule& rule, Sink sink, cudaStream_t stream) {
+cudaError_t launch_direct_kernel(const std::vector<DeviceRing>& rings, const DeviceFilter& f, const UpdateRule& rule,
+                                 Sink sink, cudaStream_t stream) {
   const size_t shared = direct_shared_bytes(f.warmup, sizeof(scalar_t));
   auto kernel = direct_kernel<scalar_t, kFirstOrder, Sink>;
   // The attribute is the process's, not this launch's: set it to the device's
@@ -363,7 +363,7 @@ cudaError_t direct_update(const UpdateRing<scalar_t>* rings, int64_t count, cons
   std::vector<DeviceRing> device(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) {
     device[i] = DeviceRing{rings[i].grad, nullptr, rings[i].param, rings[i].buffer,
-                           rings[i].n, 0, rings[i].scale, rings[i].fresh};
+                           rings[i].n,    0,       rings[i].scale, rings[i].fresh};
   }
   return launch_direct<scalar_t>(device, filter, rule, UpdateSinkDevice{}, stream);
 }
@@ -374,7 +374,7 @@ cudaError_t elementwise_update(const UpdateRing<scalar_t>* rings, int64_t count,
   std::vector<DeviceRing> device(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) {
     device[i] = DeviceRing{rings[i].grad, nullptr, rings[i].param, rings[i].buffer,
-                           rings[i].n, 0, rings[i].scale, rings[i].fresh};
+                           rings[i].n,    0,       rings[i].scale, rings[i].fresh};
   }
   return for_each_table(device, kUpdateRange, [&](const RingTable& table, int64_t blocks) {
     update_kernel<scalar_t><<<static_cast<unsigned>(blocks), kUpdateThreads, 0, stream>>>(table, rule);
@@ -382,11 +382,11 @@ cudaError_t elementwise_update(const UpdateRing<scalar_t>* rings, int64_t count,
   });
 }
 
-#define TORCH_MLSGD_INSTANTIATE(scalar_t)                                                      \
-  template cudaError_t direct_smooth<scalar_t>(const SmoothRing<scalar_t>*, int64_t, const DeviceFilter&, \
-                                               cudaStream_t);                                            \
-  template cudaError_t direct_update<scalar_t>(const UpdateRing<scalar_t>*, int64_t, const DeviceFilter&, \
-                                               const UpdateRule&, cudaStream_t);                         \
+#define TORCH_MLSGD_INSTANTIATE(scalar_t)                                                                    \
+  template cudaError_t direct_smooth<scalar_t>(const SmoothRing<scalar_t>*, int64_t, const DeviceFilter&,    \
+                                               cudaStream_t);                                                \
+  template cudaError_t direct_update<scalar_t>(const UpdateRing<scalar_t>*, int64_t, const DeviceFilter&,    \
+                                               const UpdateRule&, cudaStream_t);                             \
   template cudaError_t elementwise_update<scalar_t>(const UpdateRing<scalar_t>*, int64_t, const UpdateRule&, \
                                                     cudaStream_t);
 TORCH_MLSGD_INSTANTIATE(float)

@@ -58,8 +58,8 @@ class Handle {
       status = cufftSetAutoAllocation(handle_, 0);
     }
     if (status == CUFFT_SUCCESS) {
-      status = cufftMakePlanMany64(handle_, 1, &n, nullptr, 1, in_distance, nullptr, 1, out_distance, type, batch,
-                                   work);
+      status =
+          cufftMakePlanMany64(handle_, 1, &n, nullptr, 1, in_distance, nullptr, 1, out_distance, type, batch, work);
     }
     return status;
   }
@@ -84,8 +84,7 @@ struct Plans {
     Plans plans;
     size_t forward_work = 0;
     size_t inverse_work = 0;
-    cufftResult status =
-        plans.forward.plan(n, n, half, key.dbl ? CUFFT_D2Z : CUFFT_R2C, key.batch, &forward_work);
+    cufftResult status = plans.forward.plan(n, n, half, key.dbl ? CUFFT_D2Z : CUFFT_R2C, key.batch, &forward_work);
     if (status == CUFFT_SUCCESS) {
       status = plans.inverse.plan(n, half, n, key.dbl ? CUFFT_Z2D : CUFFT_C2R, key.batch, &inverse_work);
     }
@@ -134,8 +133,8 @@ cudaError_t fail(const char* what, cufftResult status) {
 
 // Runs forward, divide, inverse on checked-out plans.
 template <typename scalar_t>
-cudaError_t run_plans(const Plans& p, const scalar_t* input, scalar_t* output, int64_t n, int64_t batch,
-                      double sigma, int64_t order, void* spectrum, void* work, cudaStream_t stream) {
+cudaError_t run_plans(const Plans& p, const scalar_t* input, scalar_t* output, int64_t n, int64_t batch, double sigma,
+                      int64_t order, void* spectrum, void* work, cudaStream_t stream) {
   constexpr bool kDouble = sizeof(scalar_t) == sizeof(double);
   cufftResult status;
   if ((status = cufftSetStream(p.forward.get(), stream)) != CUFFT_SUCCESS ||
@@ -184,8 +183,8 @@ cudaError_t run_plans(const Plans& p, const scalar_t* input, scalar_t* output, i
 }  // namespace
 
 template <typename scalar_t>
-cudaError_t fft_smooth(const scalar_t* input, scalar_t* output, int64_t n, int64_t batch, double sigma,
-                       int64_t order, const ScratchAllocator& scratch, cudaStream_t stream) {
+cudaError_t fft_smooth(const scalar_t* input, scalar_t* output, int64_t n, int64_t batch, double sigma, int64_t order,
+                       const ScratchAllocator& scratch, cudaStream_t stream) {
   if (n == 0 || batch == 0) {
     return cudaSuccess;
   }
@@ -226,8 +225,8 @@ cudaError_t fft_smooth(const scalar_t* input, scalar_t* output, int64_t n, int64
   return error;
 }
 
-template cudaError_t fft_smooth<float>(const float*, float*, int64_t, int64_t, double, int64_t,
-                                       const ScratchAllocator&, cudaStream_t);
+template cudaError_t fft_smooth<float>(const float*, float*, int64_t, int64_t, double, int64_t, const ScratchAllocator&,
+                                       cudaStream_t);
 template cudaError_t fft_smooth<double>(const double*, double*, int64_t, int64_t, double, int64_t,
                                         const ScratchAllocator&, cudaStream_t);
 

@@ -70,30 +70,30 @@ using UpdateRule = core::LSGDUpdate;
 
 template <typename scalar_t>
 struct UpdateRing {
-  const scalar_t* grad;    // the ring's input
+  const scalar_t* grad;  // the ring's input
   scalar_t* param;
-  scalar_t* buffer;        // null without momentum
+  scalar_t* buffer;  // null without momentum
   int64_t n;
-  bool fresh;              // the buffer holds no value yet
-  double scale;            // gain (negated when maximizing); 1 for already smoothed input
+  bool fresh;    // the buffer holds no value yet
+  double scale;  // gain (negated when maximizing); 1 for already smoothed input
 };
 
 // Smooths `count` rings (host array) in one launch per kRingsPerLaunch rings.
 template <typename scalar_t>
-cudaError_t direct_smooth(const SmoothRing<scalar_t>* rings, int64_t count,
-                          const DeviceFilter& filter, cudaStream_t stream);
+cudaError_t direct_smooth(const SmoothRing<scalar_t>* rings, int64_t count, const DeviceFilter& filter,
+                          cudaStream_t stream);
 
 // The whole LSGD step for `count` rings, one launch per kRingsPerLaunch rings:
 // smoothing, weight decay, momentum and the parameter update.
 template <typename scalar_t>
-cudaError_t direct_update(const UpdateRing<scalar_t>* rings, int64_t count,
-                          const DeviceFilter& filter, const UpdateRule& rule, cudaStream_t stream);
+cudaError_t direct_update(const UpdateRing<scalar_t>* rings, int64_t count, const DeviceFilter& filter,
+                          const UpdateRule& rule, cudaStream_t stream);
 
 // The update alone, for inputs already smoothed (FFT route, sigma = 0), one
 // launch per kRingsPerLaunch rings; each ring's grad is read as its smoothed values.
 template <typename scalar_t>
-cudaError_t elementwise_update(const UpdateRing<scalar_t>* rings, int64_t count,
-                               const UpdateRule& rule, cudaStream_t stream);
+cudaError_t elementwise_update(const UpdateRing<scalar_t>* rings, int64_t count, const UpdateRule& rule,
+                               cudaStream_t stream);
 
 // Device memory of `bytes` bytes, usable in stream order on the stream passed
 // with it, alive until the caller's launches are queued (the ops hand out
@@ -105,8 +105,8 @@ using ScratchAllocator = std::function<void*(size_t bytes)>;
 // otherwise, before anything runs. The spectrum and cuFFT's work area come
 // from `scratch`.
 template <typename scalar_t>
-cudaError_t fft_smooth(const scalar_t* input, scalar_t* output, int64_t n, int64_t batch,
-                       double sigma, int64_t order, const ScratchAllocator& scratch, cudaStream_t stream);
+cudaError_t fft_smooth(const scalar_t* input, scalar_t* output, int64_t n, int64_t batch, double sigma, int64_t order,
+                       const ScratchAllocator& scratch, cudaStream_t stream);
 
 // Drops the cached cuFFT plans of every device.
 void clear_fft_plans();

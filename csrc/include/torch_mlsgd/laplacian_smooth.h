@@ -26,7 +26,6 @@ at::Tensor laplacian_smooth(const at::Tensor& input, double sigma, int64_t order
                             c10::string_view backend = "auto");
 
 /// In-place laplacian_smooth; returns `input`. On error `input` is unchanged.
-at::Tensor& laplacian_smooth_(at::Tensor& input, double sigma, int64_t order = 1,
-                              c10::string_view backend = "auto");
+at::Tensor& laplacian_smooth_(at::Tensor& input, double sigma, int64_t order = 1, c10::string_view backend = "auto");
 
 }  // namespace torch_mlsgd

@@ -5,10 +5,10 @@
 // optional process group for sharded smoothing, add_param_group, save and load.
 
 #include <c10/util/intrusive_ptr.h>
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/optim/optimizer.h>
 #include <torch/serialize/archive.h>
 #include <torch/types.h>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 
 #include <vector>
 
@@ -34,8 +34,7 @@ class SmoothingOptimizer : public torch::optim::Optimizer {
   /// non-finite gradients makes every rank throw before any change.
   explicit SmoothingOptimizer(std::vector<torch::optim::OptimizerParamGroup> param_groups, Options defaults,
                               ProcessGroupPtr process_group = {});
-  explicit SmoothingOptimizer(std::vector<torch::Tensor> params, Options defaults,
-                              ProcessGroupPtr process_group = {});
+  explicit SmoothingOptimizer(std::vector<torch::Tensor> params, Options defaults, ProcessGroupPtr process_group = {});
 
   /// Adds a group whose own options, when it has them, are used whole, after
   /// checking them. (libtorch's Optimizer::add_param_group is not virtual:

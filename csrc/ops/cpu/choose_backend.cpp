@@ -14,13 +14,13 @@ namespace cpu {
 // route ~5 us plus, per first-order section, two sweeps of the ring and four
 // warm-ups per chunk. The FFT wins only when the warm-up is long (large sigma) and the ring
 // is short.
-SmoothBackend choose_backend(SmoothBackend requested, int64_t n,
-                             const core::RecursiveFilter& filter) {
+SmoothBackend choose_backend(SmoothBackend requested, int64_t n, const core::RecursiveFilter& filter) {
   if (requested != SmoothBackend::Auto) {
     check(requested != SmoothBackend::Direct || direct_supports(filter),
-                      "laplacian_smooth: the direct backend supports orders up to ",
-                      kMaxDirectOrder, " and sigma up to about 3e9 in float64, 5e9 in float32 (order 1; its warm-up would "
-                      "exceed ", core::kMaxWarmup, " elements); use backend='fft' or 'auto'");
+          "laplacian_smooth: the direct backend supports orders up to ", kMaxDirectOrder,
+          " and sigma up to about 3e9 in float64, 5e9 in float32 (order 1; its warm-up would "
+          "exceed ",
+          core::kMaxWarmup, " elements); use backend='fft' or 'auto'");
     return requested;
   }
   if (!direct_supports(filter)) {
@@ -37,11 +37,8 @@ SmoothBackend choose_backend(SmoothBackend requested, int64_t n,
   }
   const double target = static_cast<double>(chunk_length(filter.warmup));
   const double chunks = std::max(1.0, std::floor(elements / target));
-  const double direct =
-      kDirectSetup +
-      sections * (2.0 * elements + 4.0 * chunks * static_cast<double>(filter.warmup));
-  const double fft =
-      kFftSetup + kFftPerElementLog2 * elements * std::log2(std::max(elements, 2.0));
+  const double direct = kDirectSetup + sections * (2.0 * elements + 4.0 * chunks * static_cast<double>(filter.warmup));
+  const double fft = kFftSetup + kFftPerElementLog2 * elements * std::log2(std::max(elements, 2.0));
   return direct <= fft ? SmoothBackend::Direct : SmoothBackend::FFT;
 }
 

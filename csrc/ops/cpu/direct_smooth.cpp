@@ -1,13 +1,11 @@
 #include "ops/cpu/recursive_sweeps.h"
 #include "ops/cpu/smooth_kernels.h"
 
-
 namespace torch_mlsgd {
 namespace ops {
 namespace cpu {
 
-void direct_smooth(const Tensor& input, const Tensor& output,
-                   const core::RecursiveFilter& filter) {
+void direct_smooth(const Tensor& input, const Tensor& output, const core::RecursiveFilter& filter) {
   const int64_t n = input.numel();
   dispatch_float_double(input.scalar_type(), "direct_smooth", [&](auto zero) {
     using scalar_t = decltype(zero);
@@ -20,8 +18,8 @@ void direct_smooth(const Tensor& input, const Tensor& output,
   });
 }
 
-void direct_smooth_shard(const Tensor& shard, const Tensor& left, const Tensor& right,
-                         const Tensor& output, const core::RecursiveFilter& filter) {
+void direct_smooth_shard(const Tensor& shard, const Tensor& left, const Tensor& right, const Tensor& output,
+                         const core::RecursiveFilter& filter) {
   dispatch_float_double(shard.scalar_type(), "direct_smooth_shard", [&](auto zero) {
     using scalar_t = decltype(zero);
     // The halos close the shard into a ring that no warm-up ever goes round:

@@ -2,7 +2,6 @@
 
 #include "ops/symbol_cache.h"
 
-
 namespace torch_mlsgd {
 namespace ops {
 namespace cpu {

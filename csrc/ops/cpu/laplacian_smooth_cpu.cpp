@@ -19,8 +19,7 @@ namespace cpu {
 namespace {
 
 // output = S(input) for contiguous float/double tensors; output may alias input.
-void smooth_into(const Tensor& input, const Tensor& output, double sigma, int64_t order,
-                 SmoothBackend requested) {
+void smooth_into(const Tensor& input, const Tensor& output, double sigma, int64_t order, SmoothBackend requested) {
   const int64_t n = input.numel();
   if (n == 0) {
     return;
@@ -85,7 +84,8 @@ void laplacian_smooth_cpu_(Tensor self, double sigma, int64_t order, std::string
 void check_direct_route_cpu(const Tensor& like, double sigma, int64_t order) {
   check_sigma(sigma);
   check_order(order);
-  const auto filter = core::make_recursive_filter(sigma, order, truncation_tolerance(compute_dtype(like.scalar_type())));
+  const auto filter =
+      core::make_recursive_filter(sigma, order, truncation_tolerance(compute_dtype(like.scalar_type())));
   if (!filter.is_identity()) {
     choose_backend(SmoothBackend::Direct, like.numel(), filter);  // raises the route's own error
   }

@@ -15,7 +15,6 @@
 #include "ops/cpu/smooth_kernels.h"
 #include "ops/lsgd_step.h"
 
-
 #include <vector>
 
 namespace torch_mlsgd {
@@ -41,8 +40,7 @@ void fused_step(const TensorList& params, const TensorList& grads, const TensorL
                 const std::vector<bool>& fresh, const LSGDStepArgs& a) {
   const core::LSGDUpdate update{a.lr, a.momentum, a.dampening, a.weight_decay, a.nesterov};
   const double sign = a.maximize ? -1.0 : 1.0;
-  const auto filter =
-      core::make_recursive_filter(a.sigma, a.order, truncation_tolerance(params[0].scalar_type()));
+  const auto filter = core::make_recursive_filter(a.sigma, a.order, truncation_tolerance(params[0].scalar_type()));
   // Raw pointers once, outside the parallel regions (each is a call into torch).
   std::vector<scalar_t*> param_data, buffer_data(params.size(), nullptr);
   for (size_t i = 0; i < params.size(); ++i) {
@@ -104,8 +102,7 @@ void fused_step(const TensorList& params, const TensorList& grads, const TensorL
   if (!plan.chunks.empty()) {
     const double scale = sign * filter.gain;
     visit_cascade(filter, [&](const auto& cascade) {
-      run_direct(cascade, plan, filter.warmup,
-                 [&](int64_t tag) { return sink_for(static_cast<size_t>(tag), scale); });
+      run_direct(cascade, plan, filter.warmup, [&](int64_t tag) { return sink_for(static_cast<size_t>(tag), scale); });
     });
   }
 
@@ -127,9 +124,8 @@ void fused_step(const TensorList& params, const TensorList& grads, const TensorL
 
 void fused_step_cpu(const TensorList& params, const TensorList& grads, const TensorList& buffers,
                     const std::vector<bool>& fresh, const LSGDStepArgs& args) {
-  dispatch_float_double(params[0].scalar_type(), "lsgd_step_cpu", [&](auto zero) {
-    fused_step<decltype(zero)>(params, grads, buffers, fresh, args);
-  });
+  dispatch_float_double(params[0].scalar_type(), "lsgd_step_cpu",
+                        [&](auto zero) { fused_step<decltype(zero)>(params, grads, buffers, fresh, args); });
 }
 
 }  // namespace

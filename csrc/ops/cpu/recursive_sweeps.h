@@ -127,8 +127,7 @@ struct DynamicCascade {
   std::array<double, kMaxDirectSections> a1{};
   std::array<double, kMaxDirectSections> a2{};
 
-  explicit DynamicCascade(const core::RecursiveFilter& filter)
-      : count(static_cast<int>(filter.sections.size())) {
+  explicit DynamicCascade(const core::RecursiveFilter& filter) : count(static_cast<int>(filter.sections.size())) {
     for (int m = 0; m < count; ++m) {
       a1[m] = filter.sections[m].a1;
       a2[m] = filter.sections[m].a2;
@@ -148,16 +147,15 @@ struct DynamicCascade {
 using core::kMaxDirectOrder;
 
 inline bool direct_supports(const core::RecursiveFilter& filter) {
-  return filter.sections.size() <= static_cast<size_t>(kMaxDirectSections) &&
-         filter.warmup >= 0;
+  return filter.sections.size() <= static_cast<size_t>(kMaxDirectSections) && filter.warmup >= 0;
 }
 
 // Calls f(cascade) with the cheapest cascade type that represents `filter`.
 template <typename F>
 void visit_cascade(const core::RecursiveFilter& filter, F&& f) {
   check(!filter.is_identity(), "visit_cascade: the identity has no cascade");
-  check(direct_supports(filter), "the direct backend supports orders up to ",
-              kMaxDirectOrder, " and warm-ups up to ", core::kMaxWarmup, " elements");
+  check(direct_supports(filter), "the direct backend supports orders up to ", kMaxDirectOrder, " and warm-ups up to ",
+        core::kMaxWarmup, " elements");
   const size_t sections = filter.sections.size();
   if (filter.is_single_first_order()) {
     f(FirstOrderCascade(filter));
@@ -214,9 +212,7 @@ constexpr int64_t kChunkElements = 6000;
 // float64 scratch stay in a core's L2 cache. Not a power of two: chunks of
 // power-of-two tensors would otherwise start at addresses that share cache
 // sets, and the lanes would evict each other.
-inline int64_t chunk_length(int64_t warmup) {
-  return std::max<int64_t>(kChunkElements, 64 * warmup);
-}
+inline int64_t chunk_length(int64_t warmup) { return std::max<int64_t>(kChunkElements, 64 * warmup); }
 
 // How many chunks a segment of `length` elements is cut into: about
 // length / target, rounded to a multiple of kMaxLanes so that every chunk runs
@@ -239,8 +235,7 @@ inline int64_t chunk_count(int64_t length, int64_t target, int64_t warmup) {
 // consecutive ring elements from `position` on, wrapping around the ring as
 // many times as needed (a warm-up may be longer than the ring).
 template <typename scalar_t, typename F>
-void for_each_run(const Segment<scalar_t>* segments, const Ring& ring, int64_t position,
-                  int64_t count, F&& f) {
+void for_each_run(const Segment<scalar_t>* segments, const Ring& ring, int64_t position, int64_t count, F&& f) {
   const Segment<scalar_t>* ring_segments = segments + ring.first;
   position %= ring.length;
   if (position < 0) {
@@ -342,8 +337,8 @@ inline std::vector<double>& thread_scratch(size_t size) {
 }
 
 template <typename Cascade, typename scalar_t>
-StartStates<Cascade> chunk_start_states(const Cascade& cascade, const SweepPlan<scalar_t>& plan,
-                                        const Chunk& chunk, int64_t warmup) {
+StartStates<Cascade> chunk_start_states(const Cascade& cascade, const SweepPlan<scalar_t>& plan, const Chunk& chunk,
+                                        int64_t warmup) {
   using State = typename Cascade::State;
   const Ring& ring = plan.rings[chunk.ring];
   const Segment<scalar_t>* segments = plan.segments.data();
@@ -399,8 +394,8 @@ struct has_simd_cascade<SectionCascade<2>> : std::true_type {};
 // chunk touches the segment's edge: they cross into other segments or wrap
 // around the ring) reads copies of them gathered into `copies`.
 template <typename Cascade, typename scalar_t>
-void group_start_states(const Cascade& cascade, const SweepPlan<scalar_t>& plan, int64_t first,
-                        int64_t warmup, StartStates<Cascade>* starts) {
+void group_start_states(const Cascade& cascade, const SweepPlan<scalar_t>& plan, int64_t first, int64_t warmup,
+                        StartStates<Cascade>* starts) {
   constexpr int kLanes = 8;
   constexpr int kWidth = 2 * simd::kMaxSimdSections;
   thread_local std::vector<scalar_t> copies;
@@ -437,8 +432,7 @@ void group_start_states(const Cascade& cascade, const SweepPlan<scalar_t>& plan,
   double anticausal[kLanes * kWidth];
   cascade.coefficients(a1, a2);
   const int sections = cascade.sections();
-  simd::start_states8(causal_windows, anticausal_windows,
-                      {warmup, sections, a1, a2, causal, anticausal, after.data()});
+  simd::start_states8(causal_windows, anticausal_windows, {warmup, sections, a1, a2, causal, anticausal, after.data()});
   for (int l = 0; l < kLanes; ++l) {
     Cascade::import_state(causal + 2 * sections * l, starts[first + l].causal);
     Cascade::import_state(anticausal + 2 * sections * l, starts[first + l].anticausal);
@@ -447,8 +441,8 @@ void group_start_states(const Cascade& cascade, const SweepPlan<scalar_t>& plan,
 
 // The start states of every chunk of a group.
 template <typename Cascade, typename scalar_t>
-void start_states_of_group(const Cascade& cascade, const SweepPlan<scalar_t>& plan,
-                           const ChunkGroup& group, int64_t warmup, StartStates<Cascade>* starts) {
+void start_states_of_group(const Cascade& cascade, const SweepPlan<scalar_t>& plan, const ChunkGroup& group,
+                           int64_t warmup, StartStates<Cascade>* starts) {
   if constexpr (has_simd_cascade<Cascade>::value) {
     if (group.lanes == 8 && simd::supported()) {
       group_start_states(cascade, plan, group.first_chunk, warmup, starts);
@@ -496,8 +490,7 @@ void sweep_group(const Cascade& cascade, const SweepPlan<scalar_t>& plan, int64_
         Cascade::export_state(starts[first + l].causal, causal + 2 * sections * l);
         Cascade::export_state(starts[first + l].anticausal, anticausal + 2 * sections * l);
       }
-      simd::sweep_lanes8(in, {begin, length, common, sections, a1, a2, causal, anticausal, y},
-                         emit);
+      simd::sweep_lanes8(in, {begin, length, common, sections, a1, a2, causal, anticausal, y}, emit);
       return;
     }
   }
@@ -557,8 +550,7 @@ void dispatch_lanes(int lanes, F&& f) {
 // the callback that receives the results of the segment with that tag (see
 // sweep_group); it may write over the segment's own input.
 template <typename Cascade, typename scalar_t, typename MakeEmitter>
-void run_direct(const Cascade& cascade, const SweepPlan<scalar_t>& plan, int64_t warmup,
-                MakeEmitter&& make_emitter) {
+void run_direct(const Cascade& cascade, const SweepPlan<scalar_t>& plan, int64_t warmup, MakeEmitter&& make_emitter) {
   const int64_t num_chunks = static_cast<int64_t>(plan.chunks.size());
   const int64_t num_groups = static_cast<int64_t>(plan.groups.size());
   if (num_chunks == 0) {

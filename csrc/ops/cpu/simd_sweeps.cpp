@@ -52,8 +52,7 @@ double scalar_push(int sections, const double* a1, const double* a2, double* sta
 #ifdef TORCH_MLSGD_HAVE_AVX2_KERNELS
 
 bool supported() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                         !disabled_by_environment();
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !disabled_by_environment();
   return ok;
 }
 
@@ -115,9 +114,7 @@ TORCH_MLSGD_AVX2_INLINE Run8 load8(const float* p) {
   return {_mm256_cvtps_pd(_mm256_castps256_ps128(v)), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))};
 }
 
-TORCH_MLSGD_AVX2_INLINE Run8 load8(const double* p) {
-  return {_mm256_loadu_pd(p), _mm256_loadu_pd(p + 4)};
-}
+TORCH_MLSGD_AVX2_INLINE Run8 load8(const double* p) { return {_mm256_loadu_pd(p), _mm256_loadu_pd(p + 4)}; }
 
 TORCH_MLSGD_AVX2_INLINE void store8(float* p, const Run8& v) {
   _mm256_storeu_ps(p, _mm256_set_m128(_mm256_cvtpd_ps(v.hi), _mm256_cvtpd_ps(v.lo)));
@@ -237,9 +234,7 @@ struct UpdateApplyF {
     __m256 w = _mm256_loadu_ps(param + j);
     __m256 d = _mm256_fmadd_ps(scale, x, _mm256_mul_ps(weight_decay, w));
     if (kBuffer) {
-      const __m256 b = kFresh ? d
-                              : _mm256_fmadd_ps(momentum, _mm256_loadu_ps(buffer + j),
-                                                _mm256_mul_ps(keep, d));
+      const __m256 b = kFresh ? d : _mm256_fmadd_ps(momentum, _mm256_loadu_ps(buffer + j), _mm256_mul_ps(keep, d));
       _mm256_storeu_ps(buffer + j, b);
       d = kNesterov ? _mm256_fmadd_ps(momentum, b, d) : b;
     }
@@ -261,8 +256,7 @@ TORCH_MLSGD_AVX2_INLINE void with_update_mode(const Sink& sink, const Run& run) 
   } else if (sink.fresh) {
     sink.update.nesterov ? run(Apply<true, true, true>(sink)) : run(Apply<true, true, false>(sink));
   } else {
-    sink.update.nesterov ? run(Apply<true, false, true>(sink))
-                         : run(Apply<true, false, false>(sink));
+    sink.update.nesterov ? run(Apply<true, false, true>(sink)) : run(Apply<true, false, false>(sink));
   }
 }
 
@@ -329,8 +323,7 @@ struct VecCascade {
 
 // One step of all lanes: the cascade's outputs for inputs (lo, hi) go to `row`.
 template <typename Cascade>
-TORCH_MLSGD_AVX2_INLINE void push_and_store(Cascade& cascade, __m256d lo, __m256d hi,
-                                            double* row) {
+TORCH_MLSGD_AVX2_INLINE void push_and_store(Cascade& cascade, __m256d lo, __m256d hi, double* row) {
   cascade.push(lo, hi);
   _mm256_storeu_pd(row, lo);
   _mm256_storeu_pd(row + 4, hi);
@@ -338,21 +331,18 @@ TORCH_MLSGD_AVX2_INLINE void push_and_store(Cascade& cascade, __m256d lo, __m256
 
 // Causal steps [i, common) one at a time, gathering each step's 8 inputs.
 template <typename scalar_t, typename Cascade>
-TORCH_MLSGD_AVX2_INLINE void causal_steps(const scalar_t* in, const int64_t* begin, int64_t i,
-                                          int64_t common, Cascade& cascade, double* Y) {
+TORCH_MLSGD_AVX2_INLINE void causal_steps(const scalar_t* in, const int64_t* begin, int64_t i, int64_t common,
+                                          Cascade& cascade, double* Y) {
   for (; i < common; ++i) {
-    push_and_store(
-        cascade,
-        _mm256_set_pd(in[begin[3] + i], in[begin[2] + i], in[begin[1] + i], in[begin[0] + i]),
-        _mm256_set_pd(in[begin[7] + i], in[begin[6] + i], in[begin[5] + i], in[begin[4] + i]),
-        Y + i * 8);
+    push_and_store(cascade, _mm256_set_pd(in[begin[3] + i], in[begin[2] + i], in[begin[1] + i], in[begin[0] + i]),
+                   _mm256_set_pd(in[begin[7] + i], in[begin[6] + i], in[begin[5] + i], in[begin[4] + i]), Y + i * 8);
   }
 }
 
 // Causal sweep of the common part into Y[i * 8 + l], i < common.
 template <typename Cascade>
-TORCH_MLSGD_AVX2_INLINE void causal(const float* in, const int64_t* begin, int64_t common,
-                                    Cascade& cascade, double* Y) {
+TORCH_MLSGD_AVX2_INLINE void causal(const float* in, const int64_t* begin, int64_t common, Cascade& cascade,
+                                    double* Y) {
   int64_t i = 0;
   for (; i + 8 <= common; i += 8) {
     __m256 rows[8];
@@ -370,8 +360,8 @@ TORCH_MLSGD_AVX2_INLINE void causal(const float* in, const int64_t* begin, int64
 }
 
 template <typename Cascade>
-TORCH_MLSGD_AVX2_INLINE void causal(const double* in, const int64_t* begin, int64_t common,
-                                    Cascade& cascade, double* Y) {
+TORCH_MLSGD_AVX2_INLINE void causal(const double* in, const int64_t* begin, int64_t common, Cascade& cascade,
+                                    double* Y) {
   int64_t i = 0;
   for (; i + 4 <= common; i += 4) {
     __m256d a[4];
@@ -394,8 +384,7 @@ TORCH_MLSGD_AVX2_INLINE void causal(const double* in, const int64_t* begin, int6
 // Eight steps of eight lanes at Y (lane-interleaved) to the sink, lane by
 // lane, through four 4 x 4 register transposes.
 template <typename Apply8>
-TORCH_MLSGD_AVX2_INLINE void drain8(const double* Y, const int64_t* begin, int64_t i,
-                                    const Apply8& apply8) {
+TORCH_MLSGD_AVX2_INLINE void drain8(const double* Y, const int64_t* begin, int64_t i, const Apply8& apply8) {
   __m256d lo[8];
   __m256d hi[8];
   for (int k = 0; k < 8; ++k) {
@@ -429,8 +418,8 @@ TORCH_MLSGD_AVX2_INLINE void lanes8_double(const scalar_t* in, const Lanes8& g, 
   cascade.store(state);
   for (int l = 0; l < 8; ++l) {  // lanes one longer than the rest
     if (length[l] > common) {
-      Y[common * 8 + l] = scalar_push(g.sections, g.a1, g.a2, state + l * w,
-                                      static_cast<double>(in[begin[l] + common]));
+      Y[common * 8 + l] =
+          scalar_push(g.sections, g.a1, g.a2, state + l * w, static_cast<double>(in[begin[l] + common]));
     }
   }
 
@@ -467,8 +456,7 @@ TORCH_MLSGD_AVX2_INLINE void lanes8_double(const scalar_t* in, const Lanes8& g, 
 }
 
 template <typename scalar_t, typename Sink, typename Apply8>
-TORCH_MLSGD_AVX2_INLINE void run_double(const scalar_t* in, const Lanes8& g, const Sink& sink,
-                                        const Apply8& apply8) {
+TORCH_MLSGD_AVX2_INLINE void run_double(const scalar_t* in, const Lanes8& g, const Sink& sink, const Apply8& apply8) {
   if (g.sections == 1 && g.a2[0] == 0.0) {
     lanes8_double<VecCascade<1, true>>(in, g, sink, apply8);
   } else if (g.sections == 1) {
@@ -487,15 +475,12 @@ TORCH_MLSGD_AVX2_INLINE void run_double(const scalar_t* in, const Lanes8& g, con
 // keep float64 state.
 constexpr double kFloatStatePole = 0.95;
 
-bool float_state_suffices(const Lanes8& g) {
-  return g.sections == 1 && g.a2[0] == 0.0 && g.a1[0] <= kFloatStatePole;
-}
+bool float_state_suffices(const Lanes8& g) { return g.sections == 1 && g.a2[0] == 0.0 && g.a1[0] <= kFloatStatePole; }
 
 TORCH_MLSGD_AVX2_INLINE __m256 load_first_order_states(const double* s) {
   // One section: lane l's y1 is at 2 l.
-  return _mm256_set_ps(static_cast<float>(s[14]), static_cast<float>(s[12]),
-                       static_cast<float>(s[10]), static_cast<float>(s[8]),
-                       static_cast<float>(s[6]), static_cast<float>(s[4]),
+  return _mm256_set_ps(static_cast<float>(s[14]), static_cast<float>(s[12]), static_cast<float>(s[10]),
+                       static_cast<float>(s[8]), static_cast<float>(s[6]), static_cast<float>(s[4]),
                        static_cast<float>(s[2]), static_cast<float>(s[0]));
 }
 
@@ -526,8 +511,7 @@ struct LookAhead2 {
 };
 
 template <typename Sink, typename Apply8>
-TORCH_MLSGD_AVX2_INLINE void lanes8_float(const float* in, const Lanes8& g, const Sink& sink,
-                                          const Apply8& apply8) {
+TORCH_MLSGD_AVX2_INLINE void lanes8_float(const float* in, const Lanes8& g, const Sink& sink, const Apply8& apply8) {
   const int64_t* begin = g.begin;
   const int64_t* length = g.length;
   const int64_t common = g.common;
@@ -550,9 +534,8 @@ TORCH_MLSGD_AVX2_INLINE void lanes8_float(const float* in, const Lanes8& g, cons
   }
   __m256 y = causal.y1;
   for (; i < common; ++i) {
-    const __m256 x = _mm256_set_ps(in[begin[7] + i], in[begin[6] + i], in[begin[5] + i],
-                                   in[begin[4] + i], in[begin[3] + i], in[begin[2] + i],
-                                   in[begin[1] + i], in[begin[0] + i]);
+    const __m256 x = _mm256_set_ps(in[begin[7] + i], in[begin[6] + i], in[begin[5] + i], in[begin[4] + i],
+                                   in[begin[3] + i], in[begin[2] + i], in[begin[1] + i], in[begin[0] + i]);
     y = _mm256_fmadd_ps(vr, y, x);
     _mm256_storeu_ps(Y + i * 8, y);
   }
@@ -605,18 +588,17 @@ TORCH_MLSGD_AVX2_INLINE void lanes8_float(const float* in, const Lanes8& g, cons
 // Step k of the eight windows, as the cascade's two input vectors.
 template <typename scalar_t>
 TORCH_MLSGD_AVX2_INLINE void gather8(const scalar_t* const* w, int64_t k, __m256d& lo, __m256d& hi) {
-  lo = _mm256_set_pd(static_cast<double>(w[3][k]), static_cast<double>(w[2][k]),
-                     static_cast<double>(w[1][k]), static_cast<double>(w[0][k]));
-  hi = _mm256_set_pd(static_cast<double>(w[7][k]), static_cast<double>(w[6][k]),
-                     static_cast<double>(w[5][k]), static_cast<double>(w[4][k]));
+  lo = _mm256_set_pd(static_cast<double>(w[3][k]), static_cast<double>(w[2][k]), static_cast<double>(w[1][k]),
+                     static_cast<double>(w[0][k]));
+  hi = _mm256_set_pd(static_cast<double>(w[7][k]), static_cast<double>(w[6][k]), static_cast<double>(w[5][k]),
+                     static_cast<double>(w[4][k]));
 }
 
 // The scalar chunk_start_states of recursive_sweeps.h for eight lanes at once:
 // the same pushes in float64, eight independent chains per vector step.
 template <typename Cascade, typename scalar_t>
 TORCH_MLSGD_AVX2_INLINE void start_states(const scalar_t* const* causal_windows,
-                                          const scalar_t* const* anticausal_windows,
-                                          const StartWindows8& g) {
+                                          const scalar_t* const* anticausal_windows, const StartWindows8& g) {
   const int64_t warmup = g.warmup;
   double zero[8 * 2 * kMaxSimdSections] = {};
   __m256d lo, hi;
@@ -652,8 +634,7 @@ TORCH_MLSGD_AVX2_INLINE void start_states(const scalar_t* const* causal_windows,
 
 template <typename scalar_t>
 TORCH_MLSGD_AVX2_INLINE void run_start_states(const scalar_t* const* causal_windows,
-                                              const scalar_t* const* anticausal_windows,
-                                              const StartWindows8& g) {
+                                              const scalar_t* const* anticausal_windows, const StartWindows8& g) {
   if (g.sections == 1 && g.a2[0] == 0.0) {
     start_states<VecCascade<1, true>>(causal_windows, anticausal_windows, g);
   } else if (g.sections == 1) {
@@ -714,29 +695,25 @@ struct FloatPipeline {
 
 }  // namespace
 
-TORCH_MLSGD_AVX2 void update_run(const UpdateSink<float>& sink, int64_t begin, const float* s,
-                                 int64_t n) {
+TORCH_MLSGD_AVX2 void update_run(const UpdateSink<float>& sink, int64_t begin, const float* s, int64_t n) {
   with_update_mode<UpdateApplyF>(sink, UpdateRun<float, UpdateSink<float>>{sink, begin, s, n});
 }
 
-TORCH_MLSGD_AVX2 void update_run(const UpdateSink<double>& sink, int64_t begin, const double* s,
-                                 int64_t n) {
-  with_update_mode<UpdateApplyDoubleData>(sink,
-                                          UpdateRun<double, UpdateSink<double>>{sink, begin, s, n});
+TORCH_MLSGD_AVX2 void update_run(const UpdateSink<double>& sink, int64_t begin, const double* s, int64_t n) {
+  with_update_mode<UpdateApplyDoubleData>(sink, UpdateRun<double, UpdateSink<double>>{sink, begin, s, n});
 }
 
-TORCH_MLSGD_AVX2 void start_states8(const float* const* causal_windows,
-                                    const float* const* anticausal_windows, const StartWindows8& g) {
+TORCH_MLSGD_AVX2 void start_states8(const float* const* causal_windows, const float* const* anticausal_windows,
+                                    const StartWindows8& g) {
   run_start_states(causal_windows, anticausal_windows, g);
 }
 
-TORCH_MLSGD_AVX2 void start_states8(const double* const* causal_windows,
-                                    const double* const* anticausal_windows, const StartWindows8& g) {
+TORCH_MLSGD_AVX2 void start_states8(const double* const* causal_windows, const double* const* anticausal_windows,
+                                    const StartWindows8& g) {
   run_start_states(causal_windows, anticausal_windows, g);
 }
 
-TORCH_MLSGD_AVX2 void sweep_lanes8(const float* in, const Lanes8& g,
-                                   const SmoothSink<float>& sink) {
+TORCH_MLSGD_AVX2 void sweep_lanes8(const float* in, const Lanes8& g, const SmoothSink<float>& sink) {
   if (float_state_suffices(g)) {
     lanes8_float(in, g, sink, SmoothApplyF(sink));
   } else {
@@ -744,13 +721,11 @@ TORCH_MLSGD_AVX2 void sweep_lanes8(const float* in, const Lanes8& g,
   }
 }
 
-TORCH_MLSGD_AVX2 void sweep_lanes8(const double* in, const Lanes8& g,
-                                   const SmoothSink<double>& sink) {
+TORCH_MLSGD_AVX2 void sweep_lanes8(const double* in, const Lanes8& g, const SmoothSink<double>& sink) {
   run_double(in, g, sink, SmoothApply<double>(sink));
 }
 
-TORCH_MLSGD_AVX2 void sweep_lanes8(const float* in, const Lanes8& g,
-                                   const UpdateSink<float>& sink) {
+TORCH_MLSGD_AVX2 void sweep_lanes8(const float* in, const Lanes8& g, const UpdateSink<float>& sink) {
   if (float_state_suffices(g)) {
     with_update_mode<UpdateApplyF>(sink, FloatPipeline{in, g, sink});
   } else {
@@ -758,10 +733,8 @@ TORCH_MLSGD_AVX2 void sweep_lanes8(const float* in, const Lanes8& g,
   }
 }
 
-TORCH_MLSGD_AVX2 void sweep_lanes8(const double* in, const Lanes8& g,
-                                   const UpdateSink<double>& sink) {
-  with_update_mode<UpdateApplyDoubleData>(sink,
-                                          DoublePipeline<double, UpdateSink<double>>{in, g, sink});
+TORCH_MLSGD_AVX2 void sweep_lanes8(const double* in, const Lanes8& g, const UpdateSink<double>& sink) {
+  with_update_mode<UpdateApplyDoubleData>(sink, DoublePipeline<double, UpdateSink<double>>{in, g, sink});
 }
 
 #else  // no AVX2 kernels on this platform: supported() is false, nothing calls them

@@ -37,8 +37,7 @@ struct UpdateSink {
 
   template <typename in_t>
   void operator()(int64_t begin, const in_t* x, int64_t n) const {
-    update.apply_run(x, scale, param + begin, buffer == nullptr ? nullptr : buffer + begin, fresh,
-                     n);
+    update.apply_run(x, scale, param + begin, buffer == nullptr ? nullptr : buffer + begin, fresh, n);
   }
 };
 

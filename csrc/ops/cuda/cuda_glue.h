@@ -68,8 +68,8 @@ inline Tensor fft_readable(const Tensor& t, size_t element_bytes) {
 // The GPU route for a ring: the direct kernels where they can take the filter
 // within `device`'s shared memory, and (for "auto") its warm-up is short next
 // to a block's chunks; otherwise cuFFT.
-inline bool use_direct(SmoothBackend requested, const core::RecursiveFilter& filter, size_t element_bytes,
-                       int device, torch_mlsgd::cuda::DeviceFilter* device_filter) {
+inline bool use_direct(SmoothBackend requested, const core::RecursiveFilter& filter, size_t element_bytes, int device,
+                       torch_mlsgd::cuda::DeviceFilter* device_filter) {
   const size_t limit = torch_mlsgd::cuda::direct_shared_limit(device);
   const bool fits = torch_mlsgd::cuda::make_device_filter(filter, element_bytes, limit, device_filter);
   if (requested == SmoothBackend::Direct) {
@@ -78,8 +78,8 @@ inline bool use_direct(SmoothBackend requested, const core::RecursiveFilter& fil
           " elements (sigma up to about 3e9 in float64, 5e9 in float32, at order 1); use backend='fft' or 'auto'");
     check(fits, "laplacian_smooth: on CUDA the direct backend supports orders up to ",
           2 * torch_mlsgd::cuda::kMaxSections, " and warm-ups whose block fits shared memory (this filter needs ",
-          torch_mlsgd::cuda::direct_shared_bytes(filter.warmup, element_bytes), " bytes; device ", device,
-          " allows ", limit, "); use backend='fft' or 'auto'");
+          torch_mlsgd::cuda::direct_shared_bytes(filter.warmup, element_bytes), " bytes; device ", device, " allows ",
+          limit, "); use backend='fft' or 'auto'");
     return true;
   }
   return requested == SmoothBackend::Auto && torch_mlsgd::cuda::auto_takes_direct(fits, filter.warmup);

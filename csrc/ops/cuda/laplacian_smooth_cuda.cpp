@@ -34,10 +34,10 @@ Tensor laplacian_smooth_cuda(const Tensor& self, double sigma, int64_t order, st
     } else {
       const Tensor readable = fft_readable(input, sizeof(scalar_t));
       ScratchPool pool(input);
-      check_kernel(torch_mlsgd::cuda::fft_smooth(readable.const_data_ptr<scalar_t>(),
-                                                 output.mutable_data_ptr<scalar_t>(), n, 1, sigma, order,
-                                                 pool.allocator(), stream),
-                   "FFT smoothing");
+      check_kernel(
+          torch_mlsgd::cuda::fft_smooth(readable.const_data_ptr<scalar_t>(), output.mutable_data_ptr<scalar_t>(), n, 1,
+                                        sigma, order, pool.allocator(), stream),
+          "FFT smoothing");
     }
   });
   return as_dtype(output, self.scalar_type());

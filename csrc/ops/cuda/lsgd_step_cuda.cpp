@@ -13,7 +13,6 @@
 #include "ops/cuda/cuda_glue.h"
 #include "ops/lsgd_step.h"
 
-
 #include <map>
 #include <vector>
 
@@ -31,9 +30,12 @@ void fused_step(const TensorList& params, const TensorList& grads, const TensorL
   const kernels::UpdateRule rule{a.lr, a.momentum, a.dampening, a.weight_decay, a.nesterov};
   const double sign = a.maximize ? -1.0 : 1.0;
   auto ring_of = [&](size_t i, const scalar_t* input, double scale) {
-    return kernels::UpdateRing<scalar_t>{input, params[i].mutable_data_ptr<scalar_t>(),
+    return kernels::UpdateRing<scalar_t>{input,
+                                         params[i].mutable_data_ptr<scalar_t>(),
                                          buffers.empty() ? nullptr : buffers[i].mutable_data_ptr<scalar_t>(),
-                                         params[i].numel(), !buffers.empty() && fresh[i], scale};
+                                         params[i].numel(),
+                                         !buffers.empty() && fresh[i],
+                                         scale};
   };
   auto elementwise = [&](const std::vector<kernels::UpdateRing<scalar_t>>& rings) {
     if (rings.empty()) {
@@ -48,7 +50,7 @@ void fused_step(const TensorList& params, const TensorList& grads, const TensorL
   kernels::DeviceFilter device_filter;
   const bool direct = !filter.is_identity() &&
                       use_direct(requested, filter, sizeof(scalar_t), params[0].get_device_index(), &device_filter);
-  ScratchPool pool(params[0]);  // FFT spectra and work areas, until every launch is queued
+  ScratchPool pool(params[0]);                         // FFT spectra and work areas, until every launch is queued
   std::vector<kernels::UpdateRing<scalar_t>> updates;  // inputs already smoothed (or sigma = 0)
 
   if (a.group_ring && !filter.is_identity()) {
@@ -63,8 +65,8 @@ void fused_step(const TensorList& params, const TensorList& grads, const TensorL
       const kernels::SmoothRing<scalar_t> r{ring.const_data_ptr<scalar_t>(), smoothed.mutable_data_ptr<scalar_t>(), n};
       check_kernel(kernels::direct_smooth(&r, 1, device_filter, stream), "direct smoothing");
     } else if (n > 1) {  // `ring` is a fresh concatenation: aligned
-      check_kernel(kernels::fft_smooth(ring.const_data_ptr<scalar_t>(), smoothed.mutable_data_ptr<scalar_t>(), n, 1, a.sigma,
-                                       a.order, pool.allocator(), stream),
+      check_kernel(kernels::fft_smooth(ring.const_data_ptr<scalar_t>(), smoothed.mutable_data_ptr<scalar_t>(), n, 1,
+                                       a.sigma, a.order, pool.allocator(), stream),
                    "FFT smoothing");
     }
     int64_t offset = 0;
@@ -89,8 +91,8 @@ void fused_step(const TensorList& params, const TensorList& grads, const TensorL
     }
   }
   if (!direct_rings.empty()) {
-    check_kernel(kernels::direct_update(direct_rings.data(), static_cast<int64_t>(direct_rings.size()),
-                                        device_filter, rule, stream),
+    check_kernel(kernels::direct_update(direct_rings.data(), static_cast<int64_t>(direct_rings.size()), device_filter,
+                                        rule, stream),
                  "fused LSGD step");
   }
   std::vector<Tensor> keep_alive;  // smoothed batches, until the update is queued
@@ -118,9 +120,8 @@ void fused_step(const TensorList& params, const TensorList& grads, const TensorL
 void fused_step_cuda(const TensorList& params, const TensorList& grads, const TensorList& buffers,
                      const std::vector<bool>& fresh, const LSGDStepArgs& args) {
   const torch::stable::accelerator::DeviceGuard guard(params[0].get_device_index());
-  dispatch_float_double(params[0].scalar_type(), "lsgd_step_cuda", [&](auto zero) {
-    fused_step<decltype(zero)>(params, grads, buffers, fresh, args);
-  });
+  dispatch_float_double(params[0].scalar_type(), "lsgd_step_cuda",
+                        [&](auto zero) { fused_step<decltype(zero)>(params, grads, buffers, fresh, args); });
 }
 
 }  // namespace
