@@ -11,6 +11,7 @@
 #   make install  install the C++ library (PREFIX=/usr/local)
 #   make check-install  pip install . from source into a fresh environment, then test it
 #   make gpu-stage  stage GoogleTest's sources in .gpu/ for tools/gpu_check.sh on a GPU machine
+#   make format   fix the tree's style (ruff, clang-format; the suite checks it)
 #
 # The torches are pinned in requirements/torch.txt (floor first, newest second); each
 # gets a virtual environment .venv-<version> of Debian's Python 3.11. The newest one
@@ -38,7 +39,7 @@ VERSION := $(shell sed -n 's/^\#define TORCH_MLSGD_VERSION "\(.*\)"/\1/p' csrc/i
 WHEEL_STAMP := $(BUILD)/wheel/.built
 
 .PHONY: all deps venvs build wheel audit install-wheels build-cpp test test-cpp test-python-floor \
-  test-python-newest check-install gpu-stage demo bench saddle saddle-nets attraction install clean distclean
+  test-python-newest check-install gpu-stage format demo bench saddle saddle-nets attraction install clean distclean
 
 all: wheel
 
@@ -140,6 +141,13 @@ gpu-stage:
 	rm -rf .gpu/googletest
 	mkdir -p .gpu
 	cp -r /usr/src/googletest .gpu/googletest
+
+# The pinned ruff and clang-format (requirements/test.txt) of the newest environment:
+# import order and lint fixes for Python, layout for C++/CUDA
+# (tests/python/test_code_style.py checks both; pyproject.toml and .clang-format configure them).
+format: $(VENV_PREFIX)$(NEWEST)/.installed
+	$(VENV_PREFIX)$(NEWEST)/bin/ruff check --fix .
+	git ls-files '*.cpp' '*.h' '*.cu' '*.cuh' | xargs $(VENV_PREFIX)$(NEWEST)/bin/clang-format -i --style=file
 
 RUN_NEWEST := env TORCH_MLSGD_USE_INSTALLED=1 $(NEWEST_PYTHON)
 
