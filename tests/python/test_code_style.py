@@ -50,7 +50,7 @@ def test_python_passes_ruff():
     _passes(_ruff("."))
 
 
-def test_cxx_and_cuda_are_clang_formatted():
+def test_cxx_sources_are_clang_formatted():
     sources = cxx_sources()
     assert sum(s.endswith(".cu") for s in sources) >= 2 and len(sources) > 40, sources
     _passes(_clang_format(*sources))
