@@ -46,8 +46,8 @@ def _real(name: str, value: Any, what: str) -> float:
 
 
 def _real_or_tensor(name: str, value: Any, what: str) -> None:
-    """A real number, or (as torch.optim takes lr) a one-element floating-point Tensor
-    holding one: the same errors as the number would get."""
+    """A real number, or (as torch.optim takes lr and weight_decay) a one-element
+    floating-point Tensor holding one: the same errors as the number would get."""
     if isinstance(value, Tensor):
         if value.numel() != 1:
             raise ValueError(f"Tensor {what} must be 1-element, got shape {tuple(value.shape)}")
@@ -62,7 +62,7 @@ def check_lsgd_hyperparameters(group: Dict[str, Any]) -> None:
     _real_or_tensor("learning rate", group["lr"], "lr")
     _real("sigma value", group["sigma"], "sigma")
     _real("momentum value", group["momentum"], "momentum")
-    _real("weight_decay value", group["weight_decay"], "weight_decay")
+    _real_or_tensor("weight_decay value", group["weight_decay"], "weight_decay")
     dampening = group["dampening"]
     if isinstance(dampening, bool) or not isinstance(dampening, numbers.Real) or not math.isfinite(dampening):
         raise ValueError(f"Invalid dampening value: {dampening}")

@@ -1,7 +1,7 @@
 """LSGD: stochastic gradient descent on Laplacian-smoothed gradients."""
 
 import operator
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 from torch import Tensor
@@ -40,10 +40,10 @@ class LSGD(Optimizer):
 
     Args:
         params: iterable of parameters or of dicts defining parameter groups.
-        lr: learning rate :math:`\gamma` (default: 1e-3).
+        lr: learning rate :math:`\gamma`, a float or a one-element Tensor (default: 1e-3).
         momentum: momentum factor :math:`\mu` (default: 0).
         dampening: dampening :math:`\tau` for momentum (default: 0).
-        weight_decay: L2 penalty :math:`\lambda` (default: 0).
+        weight_decay: L2 penalty :math:`\lambda`, a float or a one-element Tensor (default: 0).
         nesterov: enables Nesterov momentum (default: False).
         sigma: smoothing strength :math:`\sigma \ge 0` (default: 1.0); 0 is SGD.
         order: power :math:`p \ge 1` of the Laplacian (default: 1).
@@ -83,10 +83,10 @@ class LSGD(Optimizer):
     def __init__(
         self,
         params,
-        lr: float = 1e-3,
+        lr: Union[float, Tensor] = 1e-3,
         momentum: float = 0.0,
         dampening: float = 0.0,
-        weight_decay: float = 0.0,
+        weight_decay: Union[float, Tensor] = 0.0,
         nesterov: bool = False,
         *,
         sigma: float = 1.0,
@@ -430,11 +430,11 @@ def _fused_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, moment
         # Tensor lr (torch's compiled-optimizer recipe) or a tensor of sigma_k: no Python
         # float for torch.compile to specialise on, so a changing lr recompiles nothing.
         torch.ops.mlsgd.lsgd_step_.tensor(params, grads, buffers, fresh, _as_tensor(lr), _as_tensor(sigma),
-                                          int(order), float(momentum), float(dampening), float(weight_decay),
+                                          int(order), float(momentum), float(dampening), float(_scalar(weight_decay)),
                                           bool(nesterov), bool(maximize), flatten, backend)
         return
     torch.ops.mlsgd.lsgd_step_.default(params, grads, buffers, fresh, float(lr), float(sigma), int(order),
-                                       float(momentum), float(dampening), float(weight_decay), bool(nesterov),
+                                       float(momentum), float(dampening), float(_scalar(weight_decay)), bool(nesterov),
                                        bool(maximize), flatten, backend)
 
 
@@ -444,9 +444,13 @@ def _single_tensor_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order
     # the smoothed pieces of a group ring are views that must not be modified.
     lr_tensor = isinstance(lr, Tensor) and lr.requires_grad  # differentiable in lr, as torch's SGD
     lr = lr if lr_tensor else _scalar(lr)
+    decay_tensor = isinstance(weight_decay, Tensor) and weight_decay.requires_grad  # and in weight_decay
+    weight_decay = weight_decay if decay_tensor else _scalar(weight_decay)
     directions = _smoothed(grads, _scalar(sigma), order, flatten, backend, maximize)
     for i, (param, d) in enumerate(zip(params, directions)):
-        if weight_decay != 0:
+        if decay_tensor:
+            d = d.addcmul(param.clone(), weight_decay)  # param changes in place below
+        elif weight_decay != 0:
             d = d.add(param, alpha=weight_decay)
         if momentum != 0:
             buf = momentum_buffer_list[i]
@@ -464,7 +468,7 @@ def _single_tensor_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order
 
 def _multi_tensor_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, momentum, dampening,
                        weight_decay, nesterov, maximize, flatten, backend) -> None:
-    lr = _scalar(lr)
+    lr, weight_decay = _scalar(lr), _scalar(weight_decay)
     directions = _smoothed(grads, _scalar(sigma), order, flatten, backend, maximize)
     if weight_decay != 0:
         torch._foreach_add_(directions, params, alpha=weight_decay)

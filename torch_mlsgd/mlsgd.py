@@ -2,7 +2,7 @@
 
 import math
 from itertools import chain
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 from torch import Tensor
@@ -103,10 +103,10 @@ class MLSGD(LSGD):
     def __init__(
         self,
         params,
-        lr: float = 1e-3,
+        lr: Union[float, Tensor] = 1e-3,
         momentum: float = 0.0,
         dampening: float = 0.0,
-        weight_decay: float = 0.0,
+        weight_decay: Union[float, Tensor] = 0.0,
         nesterov: bool = False,
         *,
         sigma: float = 1.0,

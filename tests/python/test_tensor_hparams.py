@@ -1,6 +1,7 @@
 """Tensor hyper-parameters and torch.compile without recompiles (the torch-2 recipe):
-lr as a 0-dim Tensor in every implementation, updated in place by LR schedulers, saved and
-loaded; a compiled step that recompiles nothing after its first steps, for LSGD and MLSGD."""
+lr and weight_decay as 0-dim Tensors in every implementation (lr updated in place by LR
+schedulers), saved and loaded; a compiled step that recompiles nothing after its first
+steps, for LSGD and MLSGD."""
 
 import copy
 
@@ -23,9 +24,9 @@ def set_grads(params):
         p.grad = torch.sin(3 * p.detach()) + 0.5 * p.detach()
 
 
-def run(optimizer_class, lr, steps=5, scheduler=False, **kwargs):
+def run(optimizer_class, lr, steps=5, scheduler=False, weight_decay=0.01, sigma=1.5, **kwargs):
     params = make_params()
-    optimizer = optimizer_class(params, lr, 0.9, weight_decay=0.01, sigma=1.5, **kwargs)
+    optimizer = optimizer_class(params, lr, 0.9, weight_decay=weight_decay, sigma=sigma, **kwargs)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 0.8 ** k) if scheduler else None
     for _ in range(steps):
         set_grads(params)
@@ -51,6 +52,39 @@ def test_tensor_lr_steps_as_the_float_does(optimizer_class, implementation, sche
     assert optimizer.param_groups[0]["lr"] is lr
     if scheduler:
         assert lr.item() == pytest.approx(0.05 * 0.8 ** 5)
+
+
+@pytest.mark.parametrize("optimizer_class", [LSGD, MLSGD])
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS,
+                         ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()) or "default")
+@pytest.mark.parametrize("sigma", [1.5, 0.0])
+def test_tensor_weight_decay_steps_as_the_float_does(optimizer_class, implementation, sigma):
+    """A 0-dim float64 Tensor weight_decay gives the float's steps bit for bit, smoothing
+    or not (sigma=0 is torch's own SGD step, given the same values)."""
+    decay = torch.tensor(0.01, dtype=torch.float64)
+    ours, optimizer = run(optimizer_class, 0.05, weight_decay=decay, sigma=sigma, **implementation)
+    theirs, _ = run(optimizer_class, 0.05, weight_decay=0.01, sigma=sigma, **implementation)
+    for p, q in zip(ours, theirs):
+        assert torch.equal(p, q)
+    assert optimizer.param_groups[0]["weight_decay"] is decay
+    state = copy.deepcopy(optimizer.state_dict())
+    resumed = optimizer_class(ours, 0.05, 0.9, weight_decay=0.5, sigma=sigma)
+    resumed.load_state_dict(state)
+    assert torch.equal(resumed.param_groups[0]["weight_decay"], decay)
+
+
+def test_the_step_is_differentiable_in_a_tensor_weight_decay():
+    """With differentiable=True the step is a function of a weight_decay that requires
+    grad: without momentum, w' = w - lr (S(g) + wd w), so d(sum w')/d wd = -lr sum(w)."""
+    params = [p.detach().double().requires_grad_(False) for p in make_params()]
+    for p in params:
+        p.grad = torch.sin(3 * p)
+    decay = torch.tensor(0.01, dtype=torch.float64, requires_grad=True)
+    optimizer = LSGD(params, 0.05, weight_decay=decay, sigma=1.5, differentiable=True)
+    before = sum(p.sum() for p in params).item()
+    optimizer.step()
+    sum(p.sum() for p in params).backward()
+    assert decay.grad.item() == pytest.approx(-0.05 * before, rel=1e-12)
 
 
 def test_tensor_lr_is_saved_and_loaded():
@@ -79,6 +113,30 @@ def test_a_bad_tensor_lr_gets_the_floats_error(lr, error, words):
     optimizer.step()
     before = [p.detach().clone() for p in params]
     optimizer.param_groups[0]["lr"] = lr
+    with pytest.raises(error, match=words):
+        optimizer.step()
+    assert all(torch.equal(p, b) for p, b in zip(params, before))
+
+
+@pytest.mark.parametrize("decay, error, words", [
+    (torch.tensor(-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    (torch.tensor(float("inf")), ValueError, "Invalid weight_decay value: inf"),
+    (torch.tensor([0.1, 0.2]), ValueError, "Tensor weight_decay must be 1-element"),
+    (torch.tensor(1), TypeError, "Tensor weight_decay must be floating-point"),
+])
+def test_a_bad_tensor_weight_decay_gets_the_floats_error(decay, error, words):
+    with pytest.raises(error, match=words):
+        MLSGD(make_params(), 0.1, weight_decay=decay)
+    params = make_params()
+    decay_in_use = torch.tensor(0.01)
+    optimizer = LSGD(params, 0.1, 0.9, weight_decay=decay_in_use)
+    set_grads(params)
+    optimizer.step()
+    before = [p.detach().clone() for p in params]
+    if decay.numel() == 1 and decay.is_floating_point():
+        decay_in_use.fill_(decay.item())  # changed in place: seen at the next step
+    else:
+        optimizer.param_groups[0]["weight_decay"] = decay
     with pytest.raises(error, match=words):
         optimizer.step()
     assert all(torch.equal(p, b) for p, b in zip(params, before))
