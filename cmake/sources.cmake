@@ -15,6 +15,7 @@ set(TORCH_MLSGD_OP_SOURCES
   ${_root}/csrc/ops/schedule.cpp
   ${_root}/csrc/ops/shard_by_ring.cpp
   ${_root}/csrc/ops/smooth_args.cpp
+  ${_root}/csrc/ops/smooth_list.cpp
   ${_root}/csrc/ops/symbol_cache.cpp
   ${_root}/csrc/ops/cpu/choose_backend.cpp
   ${_root}/csrc/ops/cpu/direct_smooth.cpp

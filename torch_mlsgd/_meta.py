@@ -32,6 +32,10 @@ def register() -> None:
     def _laplacian_smooth_(input, sigma, order=1, backend="auto"):
         return None
 
+    @torch.library.register_fake("mlsgd::laplacian_smooth_list_")
+    def _laplacian_smooth_list_(tensors, sigma, order=1, flatten="tensor", backend="auto"):
+        return None
+
     @torch.library.register_fake("mlsgd::laplacian_smooth_shard")
     def _laplacian_smooth_shard(shard, left_halo, right_halo, sigma, order=1):
         return torch.empty_like(shard, memory_format=torch.contiguous_format)

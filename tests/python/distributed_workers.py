@@ -126,6 +126,10 @@ def make_sharded_model():
 
 
 def make_engine_optimizer(name, params, flatten="tensor"):
+    if name == "sgd+smoothing":  # torch's SGD stepping on gradients smoothed by the step pre-hook
+        optimizer = torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=1e-3)
+        torch_mlsgd.register_smoothing(optimizer, 1.0, flatten=flatten)
+        return optimizer
     kwargs = dict(lr=0.05, sigma=1.0, momentum=0.9, weight_decay=1e-3, flatten=flatten)
     if name == "lsgd":
         return torch_mlsgd.LSGD(params, **kwargs)
@@ -176,7 +180,7 @@ def _full(params):
     return [p.full_tensor().detach().clone() if hasattr(p, "full_tensor") else p.detach().clone() for p in params]
 
 
-ENGINE_CONFIGS = [(name, flatten) for name in ("lsgd", "mlsgd") for flatten in ("tensor", "group")]
+ENGINE_CONFIGS = [(name, flatten) for name in ("lsgd", "mlsgd", "sgd+smoothing") for flatten in ("tensor", "group")]
 
 
 def fsdp2_worker(rank, world, init_file, out):
