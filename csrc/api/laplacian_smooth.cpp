@@ -16,6 +16,7 @@ namespace {
 
 using SmoothSignature = at::Tensor(const at::Tensor&, double, int64_t, c10::string_view);
 using SmoothInplaceSignature = void(at::Tensor&, double, int64_t, c10::string_view);
+using SmoothListSignature = void(at::TensorList, double, int64_t, c10::string_view, c10::string_view);
 
 const c10::TypedOperatorHandle<SmoothSignature>& smooth_op() {
   static const auto op =
@@ -26,6 +27,12 @@ const c10::TypedOperatorHandle<SmoothSignature>& smooth_op() {
 const c10::TypedOperatorHandle<SmoothInplaceSignature>& smooth_inplace_op() {
   static const auto op =
       c10::Dispatcher::singleton().findSchemaOrThrow("mlsgd::laplacian_smooth_", "").typed<SmoothInplaceSignature>();
+  return op;
+}
+
+const c10::TypedOperatorHandle<SmoothListSignature>& smooth_list_op() {
+  static const auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("mlsgd::laplacian_smooth_list_", "").typed<SmoothListSignature>();
   return op;
 }
 
@@ -72,6 +79,39 @@ at::Tensor& laplacian_smooth_(at::Tensor& input, double sigma, int64_t order, c1
   // Autograd must see that the tensor changed (saved copies become stale).
   torch::autograd::impl::bump_version(input);
   return input;
+}
+
+void smooth_grad_(const std::vector<at::Tensor>& parameters, double sigma, int64_t order, c10::string_view flatten,
+                  c10::string_view backend) {
+  api::check_smooth_scalars(sigma, order, backend);
+  TORCH_CHECK_VALUE(flatten == "tensor" || flatten == "group", "Invalid flatten value: '", flatten,
+                    "' (expected 'tensor' or 'group')");
+  std::vector<at::Tensor> grads;
+  for (const auto& p : parameters) {
+    if (p.grad().defined()) {
+      api::check_smoothable(p.grad(), "gradient");
+      grads.push_back(p.grad());
+    }
+  }
+  if (flatten == "group") {
+    for (const auto& g : grads) {
+      TORCH_CHECK_VALUE(g.scalar_type() == grads[0].scalar_type() && g.device() == grads[0].device(),
+                        "flatten='group' smooths the gradients as one vector, so they must share one dtype and "
+                        "device; got ",
+                        grads[0].scalar_type(), " on ", grads[0].device(), " and ", g.scalar_type(), " on ",
+                        g.device());
+    }
+  }
+  if (grads.empty() || sigma == 0) {
+    return;
+  }
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    smooth_list_op().call(grads, sigma, order, flatten, backend);
+  }
+  for (auto& g : grads) {
+    torch::autograd::impl::bump_version(g);
+  }
 }
 
 }  // namespace torch_mlsgd

@@ -265,3 +265,51 @@ TEST(LaplacianSmooth, DispatcherOpsAreRegistered) {
 }
 
 }  // namespace
+
+// smooth_grad_: each gradient its own ring, or all of them one ring; against
+// the float64 FFT reference; bad values throw before anything changes.
+TEST(SmoothGrad, SmoothsEveryGradientInPlace) {
+  torch::manual_seed(3);
+  std::vector<torch::Tensor> params;
+  for (int64_t n : {40, 7, 1}) {
+    params.push_back(torch::randn({n, 3}, torch::kDouble).requires_grad_());
+    params.back().mutable_grad() = torch::randn({n, 3}, torch::kDouble);
+  }
+  params.push_back(torch::randn({5}, torch::kDouble).requires_grad_());  // no gradient: skipped
+  std::vector<torch::Tensor> before;
+  for (size_t i = 0; i < 3; ++i) {
+    before.push_back(params[i].grad().clone());
+  }
+  torch_mlsgd::smooth_grad_(params, 2.0, 2);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_LT(relative_error(params[i].grad(), fft_smooth(before[i], 2.0, 2)), 1e-12);
+  }
+  EXPECT_FALSE(params[3].grad().defined());
+
+  for (size_t i = 0; i < 3; ++i) {
+    params[i].mutable_grad() = before[i].clone();
+  }
+  torch_mlsgd::smooth_grad_(params, 1.5, 1, "group");
+  std::vector<torch::Tensor> flat_before, flat_after;
+  for (size_t i = 0; i < 3; ++i) {
+    flat_before.push_back(before[i].reshape(-1));
+    flat_after.push_back(params[i].grad().reshape(-1));
+  }
+  EXPECT_LT(relative_error(torch::cat(flat_after), fft_smooth(torch::cat(flat_before), 1.5, 1)), 1e-12);
+}
+
+TEST(SmoothGrad, BadValuesThrowAndChangeNothing) {
+  auto p = torch::randn({6}, torch::kDouble).requires_grad_();
+  auto q = torch::randn({6}).requires_grad_();
+  p.mutable_grad() = torch::randn({6}, torch::kDouble);
+  q.mutable_grad() = torch::randn({6});
+  const auto p_grad = p.grad().clone();
+  EXPECT_THROW(torch_mlsgd::smooth_grad_({p, q}, -1.0), c10::ValueError);
+  EXPECT_THROW(torch_mlsgd::smooth_grad_({p, q}, 1.0, 0), c10::ValueError);
+  EXPECT_THROW(torch_mlsgd::smooth_grad_({p, q}, 1.0, 1, "layer"), c10::ValueError);
+  EXPECT_THROW(torch_mlsgd::smooth_grad_({p, q}, 1.0, 1, "group"), c10::ValueError);  // two dtypes
+  auto r = torch::zeros({6}, torch::kDouble);
+  r.mutable_grad() = torch::ones({6}, torch::kLong);
+  EXPECT_THROW(torch_mlsgd::smooth_grad_({p, r}, 1.0), c10::TypeError);
+  EXPECT_TRUE(torch::equal(p.grad(), p_grad));
+}

@@ -4,6 +4,7 @@
 #include <c10/util/string_view.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace torch_mlsgd {
 
@@ -27,5 +28,14 @@ at::Tensor laplacian_smooth(const at::Tensor& input, double sigma, int64_t order
 
 /// In-place laplacian_smooth; returns `input`. On error `input` is unchanged.
 at::Tensor& laplacian_smooth_(at::Tensor& input, double sigma, int64_t order = 1, c10::string_view backend = "auto");
+
+/// Replaces the gradient of every parameter by its Laplacian smoothing, in place,
+/// so that any optimizer steps on smoothed gradients (torch::optim::SGD after it
+/// is LSGD), as torch_mlsgd.smooth_grad_ does in Python: each gradient its own
+/// ring (flatten "tensor") or all of them, concatenated in order, one ring
+/// ("group"). Parameters without a gradient are skipped; every argument and
+/// gradient is checked (c10::ValueError / c10::TypeError) before any changes.
+void smooth_grad_(const std::vector<at::Tensor>& parameters, double sigma = 1.0, int64_t order = 1,
+                  c10::string_view flatten = "tensor", c10::string_view backend = "auto");
 
 }  // namespace torch_mlsgd
