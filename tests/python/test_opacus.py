@@ -1,4 +1,5 @@
-"""LSGD and MLSGD inside Opacus: GradSampleModule + DPOptimizer, with no special cases.
+"""LSGD, MLSGD and SGD with register_smoothing inside Opacus: GradSampleModule +
+DPOptimizer, with no special cases.
 
 Opacus' DPOptimizer clips each per-sample gradient, sums, adds Gaussian noise, divides by
 the expected batch size, writes the result to ``p.grad`` and then calls the wrapped
@@ -34,12 +35,20 @@ LR, SIGMA, MOMENTUM, SEED = 0.1, 1.0, 0.9, 3
 OPTIMIZERS = {
     "lsgd": lambda params: torch_mlsgd.LSGD(params, lr=LR, sigma=SIGMA, momentum=MOMENTUM),
     "mlsgd": lambda params: torch_mlsgd.MLSGD(params, lr=LR, sigma=SIGMA, momentum=MOMENTUM, seed=SEED),
+    "sgd+smoothing": lambda params: with_smoothing(torch.optim.SGD(params, lr=LR, momentum=MOMENTUM)),
 }
+
+
+def with_smoothing(optimizer):
+    """torch's SGD made DP-LSGD by torch_mlsgd.register_smoothing: Opacus' DPOptimizer calls
+    the wrapped optimizer's step, whose pre-hook smooths the privatised gradient."""
+    torch_mlsgd.register_smoothing(optimizer, SIGMA)
+    return optimizer
 
 
 def sigma_at(name, k):
     """The smoothing strength of step k (from 0), by reference.py's schedule, not the library's."""
-    return SIGMA if name == "lsgd" else reference_sigma(k, sigma=SIGMA, seed=SEED)
+    return reference_sigma(k, sigma=SIGMA, seed=SEED) if name == "mlsgd" else SIGMA
 
 
 def make_problem():
@@ -169,7 +178,7 @@ def test_privacy_engine_trains_with_the_optimizer(name):
     model, optimizer, loader = engine.make_private(module=model, optimizer=optimizer, data_loader=loader,
                                                    noise_multiplier=0.5, max_grad_norm=1.0,
                                                    noise_generator=torch.Generator().manual_seed(1))
-    assert isinstance(optimizer.original_optimizer, torch_mlsgd.LSGD)
+    assert isinstance(optimizer.original_optimizer, torch.optim.SGD if name == "sgd+smoothing" else torch_mlsgd.LSGD)
     with torch.no_grad():
         before = F.cross_entropy(model(x), y).item()
     for _ in range(5):
