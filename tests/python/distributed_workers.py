@@ -30,6 +30,11 @@ def make_model():
 
 
 def make_optimizer(name, params, process_group=None):
+    flatten = "group" if process_group is not None else "tensor"
+    if name == "sgd+smoothing":  # torch's SGD on gradients smoothed by torch_mlsgd.register_smoothing
+        optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9)
+        torch_mlsgd.register_smoothing(optimizer, 1.0, flatten=flatten, process_group=process_group)
+        return optimizer
     if name == "lsgd":
         return torch_mlsgd.LSGD(params, lr=0.1, sigma=1.0, momentum=0.9, process_group=process_group,
                                 flatten="group" if process_group is not None else "tensor")
