@@ -50,12 +50,14 @@ all: wheel
 deps:
 	@tools/ensure_deps.sh $(DEBIAN_PACKAGES)
 
-# A torch's environment: that torch, the test tools, and in the newest the build tools.
-$(VENV_PREFIX)%/.installed: requirements/torch.txt requirements/test.txt requirements/build.txt
+# A torch's environment: that torch, the test tools (with the training frameworks, and
+# the torchvision of that torch that timm imports), and in the newest the build tools.
+$(VENV_PREFIX)%/.installed: requirements/torch.txt requirements/test.txt requirements/torchvision-%.txt \
+  requirements/build.txt
 	@tools/ensure_deps.sh $(DEBIAN_PACKAGES)
 	[ -x $(VENV_PREFIX)$*/bin/python ] || $(PYTHON) -m venv $(VENV_PREFIX)$*
 	$(VENV_PREFIX)$*/bin/python -m pip install --disable-pip-version-check -q torch==$* -r requirements/test.txt \
-	  $(if $(filter $*,$(NEWEST)),-r requirements/build.txt)
+	  -r requirements/torchvision-$*.txt $(if $(filter $*,$(NEWEST)),-r requirements/build.txt)
 	@touch $@
 venvs: $(VENV_PREFIX)$(FLOOR)/.installed $(VENV_PREFIX)$(NEWEST)/.installed
 
