@@ -12,29 +12,40 @@ BACKENDS = ("auto", "fft", "direct")
 FLATTEN_MODES = ("tensor", "group")
 
 
-def check_smooth_args(input: Tensor, sigma: Any, order: Any, backend: Any) -> None:
-    """Raises TypeError/ValueError for arguments the smoothing ops refuse, before
-    they reach them (the compiled ops raise RuntimeError with the same words)."""
+def check_smooth_scalars(sigma: Any, order: Any, backend: Any) -> None:
+    """Raises TypeError/ValueError for a smoothing strength, order or route the ops refuse."""
     if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
         raise TypeError(f"sigma must be a real number, got {type(sigma).__name__}")
     if isinstance(order, bool) or not isinstance(order, numbers.Integral):
         raise TypeError(f"order must be an integer, got {type(order).__name__}")
     if not isinstance(backend, str):
         raise TypeError(f"backend must be a string, got {type(backend).__name__}")
-    if not isinstance(input, Tensor):
-        raise TypeError(f"laplacian_smooth: expected a Tensor, got {type(input).__name__}")
-    if input.layout != torch.strided:
-        raise TypeError(f"laplacian_smooth: sparse inputs are not supported (got layout {input.layout})")
-    if input.is_complex():
-        raise TypeError(f"laplacian_smooth: complex inputs are not supported (got dtype {input.dtype})")
-    if not input.is_floating_point():
-        raise TypeError(f"laplacian_smooth: expected a floating-point input, got dtype {input.dtype}")
     if not math.isfinite(sigma) or sigma < 0:
         raise ValueError(f"Invalid sigma value: {sigma} (must be finite and >= 0)")
     if order < 1:
         raise ValueError(f"Invalid order value: {order} (must be >= 1)")
     if backend not in BACKENDS:
         raise ValueError(f"Invalid backend: {backend!r} (expected 'auto', 'fft' or 'direct')")
+
+
+def check_smoothable(t: Any, who: str, what: str) -> None:
+    """Raises TypeError unless `t` is a dense real floating-point tensor; `who` and `what`
+    name the function and the tensor in the message."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{who}: expected a Tensor, got {type(t).__name__}")
+    if t.layout != torch.strided:
+        raise TypeError(f"{who}: sparse {what}s are not supported (got layout {t.layout})")
+    if t.is_complex():
+        raise TypeError(f"{who}: complex {what}s are not supported (got dtype {t.dtype})")
+    if not t.is_floating_point():
+        raise TypeError(f"{who}: expected a floating-point {what}, got dtype {t.dtype}")
+
+
+def check_smooth_args(input: Tensor, sigma: Any, order: Any, backend: Any) -> None:
+    """Raises TypeError/ValueError for arguments the smoothing ops refuse, before
+    they reach them (the compiled ops raise RuntimeError with the same words)."""
+    check_smooth_scalars(sigma, order, backend)
+    check_smoothable(input, "laplacian_smooth", "input")
 
 
 def _real(name: str, value: Any, what: str) -> float:

@@ -1,15 +1,13 @@
 """Laplacian smoothing for any optimizer: every gradient smoothed in place before the
 step, in the style of :func:`torch.nn.utils.clip_grad_norm_`."""
 
-import math
-import numbers
 from typing import Any, Iterable, Optional, Union
 
 import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
-from ._validation import BACKENDS, FLATTEN_MODES
+from ._validation import FLATTEN_MODES, check_smooth_scalars, check_smoothable
 
 __all__ = ["smooth_grad_", "register_smoothing"]
 
@@ -17,41 +15,16 @@ _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def _check_arguments(sigma: Any, order: Any, flatten: Any, backend: Any, process_group: Optional[Any]) -> None:
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
-        raise TypeError(f"sigma must be a real number, got {type(sigma).__name__}")
-    if not math.isfinite(sigma) or sigma < 0:
-        raise ValueError(f"Invalid sigma value: {sigma} (must be finite and >= 0)")
-    if isinstance(order, bool) or not isinstance(order, numbers.Integral):
-        raise TypeError(f"order must be an integer, got {type(order).__name__}")
-    if order < 1:
-        raise ValueError(f"Invalid order value: {order} (must be >= 1)")
+    check_smooth_scalars(sigma, order, backend)
     if flatten not in FLATTEN_MODES:
         raise ValueError(f"Invalid flatten value: {flatten!r} (expected 'tensor' or 'group')")
-    if backend not in BACKENDS:
-        raise ValueError(f"Invalid backend: {backend!r} (expected 'auto', 'fft' or 'direct')")
     if process_group is not None and flatten != "group":
         raise ValueError("process_group needs flatten='group': the gradients form this rank's shard of one ring")
 
 
-def _check_gradient(grad: Tensor) -> None:
-    if grad.layout != torch.strided:
-        raise TypeError(f"smooth_grad_: sparse gradients are not supported (got layout {grad.layout})")
-    if grad.is_complex():
-        raise TypeError(f"smooth_grad_: complex gradients are not supported (got dtype {grad.dtype})")
-    if not grad.is_floating_point():
-        raise TypeError(f"smooth_grad_: expected floating-point gradients, got dtype {grad.dtype}")
-
-
 @torch.no_grad()
-def smooth_grad_(
-    parameters: Union[Tensor, Iterable[Tensor]],
-    sigma: float = 1.0,
-    order: int = 1,
-    *,
-    flatten: str = "tensor",
-    backend: str = "auto",
-    process_group: Optional[Any] = None,
-) -> None:
+def smooth_grad_(parameters: Union[Tensor, Iterable[Tensor]], sigma: float = 1.0, order: int = 1, *,
+                 flatten: str = "tensor", backend: str = "auto", process_group: Optional[Any] = None) -> None:
     r"""Replaces the gradient of every parameter by its Laplacian smoothing, in place:
     :math:`g \leftarrow (I + \sigma (-L)^p)^{-1} g` on the flattened gradient, as
     :class:`torch_mlsgd.LSGD` smooths it, so that any optimizer steps on smoothed
@@ -85,7 +58,7 @@ def smooth_grad_(
     _check_arguments(sigma, order, flatten, backend, process_group)
     grads = [p.grad for p in params]
     for grad in grads:
-        _check_gradient(grad)
+        check_smoothable(grad, "smooth_grad_", "gradient")
     if flatten == "group":
         for grad in grads[1:]:
             if grad.dtype != grads[0].dtype or grad.device != grads[0].device:
@@ -109,15 +82,9 @@ def smooth_grad_(
         torch.ops.mlsgd.laplacian_smooth_list_.default(grads, float(sigma), int(order), flatten, backend)
 
 
-def register_smoothing(
-    optimizer: torch.optim.Optimizer,
-    sigma: float = 1.0,
-    order: int = 1,
-    *,
-    flatten: str = "tensor",
-    backend: str = "auto",
-    process_group: Optional[Any] = None,
-) -> RemovableHandle:
+def register_smoothing(optimizer: torch.optim.Optimizer, sigma: float = 1.0, order: int = 1, *,
+                       flatten: str = "tensor", backend: str = "auto",
+                       process_group: Optional[Any] = None) -> RemovableHandle:
     """Makes ``optimizer`` step on Laplacian-smoothed gradients: a step pre-hook that runs
     :func:`smooth_grad_` on each of its parameter groups (``flatten="group"``: one ring per
     group) before every ``step()``, for training loops a framework owns. Returns the hook's

@@ -65,14 +65,8 @@ def steps_per_epoch(n_tokens: int, batch_size: int, context: int) -> int:
     return max(1, n_tokens // (batch_size * context))
 
 
-def fit(
-    optimizer_name: str,
-    seed: int,
-    train_tokens: torch.Tensor,
-    eval_tokens: torch.Tensor,
-    args: argparse.Namespace,
-    progress: Callable = quiet,
-) -> Tuple[CharTransformer, List[Dict]]:
+def fit(optimizer_name: str, seed: int, train_tokens: torch.Tensor, eval_tokens: torch.Tensor,
+        args: argparse.Namespace, progress: Callable = quiet) -> Tuple[CharTransformer, List[Dict]]:
     """Trains one optimizer setting from seed ``seed``: the model and one record per epoch.
 
     Each epoch record holds the mean training loss, the loss on ``eval_tokens`` after the
@@ -115,13 +109,7 @@ def fit(
     return model, epochs
 
 
-def train(
-    optimizer_name: str,
-    seed: int,
-    train_tokens: torch.Tensor,
-    eval_tokens: torch.Tensor,
-    args: argparse.Namespace,
-    progress: Callable = quiet,
-) -> List[Dict]:
+def train(optimizer_name: str, seed: int, train_tokens: torch.Tensor, eval_tokens: torch.Tensor,
+          args: argparse.Namespace, progress: Callable = quiet) -> List[Dict]:
     """:func:`fit` without the model: the per-epoch records (the shape of ``train_classifier``'s)."""
     return fit(optimizer_name, seed, train_tokens, eval_tokens, args, progress)[1]

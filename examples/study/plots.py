@@ -48,14 +48,9 @@ def plot(results: Sequence[Dict], out: str) -> None:
         ax.axhline(chance, color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_ylim(top=1.15 * chance)
-        ax.set_xlabel("initial learning rate")
-        ax.set_ylabel("final validation loss")
-        ax.set_title(f"{result['regime']}: validation loss; vertical: largest stable lr; x: diverged", fontsize=8)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "sensitivity.png"), dpi=100)
-    plt.close(fig)
+        _label(ax, "initial learning rate", "final validation loss",
+               f"{result['regime']}: validation loss; vertical: largest stable lr; x: diverged", fontsize=8)
+    _save(fig, os.path.join(out, "sensitivity.png"))
 
     fig, axes = plt.subplots(1, columns, figsize=(4.6 * columns, 4), squeeze=False)
     for ax, result in zip(axes[0], results):
@@ -70,11 +65,22 @@ def plot(results: Sequence[Dict], out: str) -> None:
             ax.plot(x, curves.mean(0), color=colors[name], label=NAMES[name])
             ax.fill_between(x, curves.min(0), curves.max(0), color=colors[name], alpha=0.2)
         ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("training loss")
-        ax.set_title(f"{result['regime']}: the picks over {len(result['seeds'])} seeds (band: min-max)", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _label(ax, "epoch", "training loss",
+               f"{result['regime']}: the picks over {len(result['seeds'])} seeds (band: min-max)", fontsize=9)
+    _save(fig, os.path.join(out, "curves.png"))
+
+
+def _label(ax, xlabel: str, ylabel: str, title: str, fontsize: int) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=fontsize)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=fontsize - 1)
+
+
+def _save(fig, path: str) -> None:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "curves.png"), dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -106,19 +106,8 @@ def format_verdict(results: Sequence[Dict]) -> str:
 def write_csvs(results: Sequence[Dict], out: str) -> None:
     with open(os.path.join(out, "trials.csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(
-            [
-                "regime",
-                "optimizer",
-                "lr",
-                "momentum",
-                "sigma",
-                "val_loss",
-                "val_accuracy",
-                "status",
-                "seconds_per_epoch",
-            ]
-        )
+        writer.writerow(["regime", "optimizer", "lr", "momentum", "sigma", "val_loss", "val_accuracy", "status",
+                         "seconds_per_epoch"])
         for result in results:
             for name, trials in result["trials"].items():
                 for t in trials:
@@ -137,23 +126,8 @@ def write_csvs(results: Sequence[Dict], out: str) -> None:
                     )
     with open(os.path.join(out, "finals.csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(
-            [
-                "regime",
-                "optimizer",
-                "lr",
-                "momentum",
-                "sigma",
-                "seed",
-                "epoch",
-                "train_loss",
-                "test_loss",
-                "test_accuracy",
-                "seconds",
-                "step_ms",
-                "epsilon",
-            ]
-        )
+        writer.writerow(["regime", "optimizer", "lr", "momentum", "sigma", "seed", "epoch", "train_loss", "test_loss",
+                         "test_accuracy", "seconds", "step_ms", "epsilon"])
         for result in results:
             for name, runs in result["finals"].items():
                 config = next(r["config"] for r in result["summary"] if r["optimizer"] == name)

@@ -90,7 +90,7 @@ def test_bad_arguments_name_the_value_and_change_nothing(kwargs, error, words):
 
 
 @pytest.mark.parametrize("bad, words", [
-    (torch.arange(6), "expected floating-point gradients, got dtype torch.int64"),
+    (torch.arange(6), "expected a floating-point gradient, got dtype torch.int64"),
     (torch.randn(6, dtype=torch.complex64), "complex gradients are not supported"),
     (torch.eye(6).to_sparse(), "sparse gradients are not supported"),
 ])

@@ -97,48 +97,34 @@ def test_tensor_lr_is_saved_and_loaded():
     assert resumed.param_groups[0]["lr"].item() == optimizer.param_groups[0]["lr"].item()
 
 
-@pytest.mark.parametrize("lr, error, words", [
-    (torch.tensor(-0.1), ValueError, "Invalid learning rate: -0.1"),
-    (torch.tensor(float("nan")), ValueError, "Invalid learning rate: nan"),
-    (torch.tensor([0.1, 0.2]), ValueError, "Tensor lr must be 1-element"),
-    (torch.tensor(1), TypeError, "Tensor lr must be floating-point"),
+@pytest.mark.parametrize("name, label", [("lr", "learning rate"), ("weight_decay", "weight_decay value")])
+@pytest.mark.parametrize("value, error, words", [
+    (torch.tensor(-0.1), ValueError, "Invalid {label}: -0.1"),
+    (torch.tensor(float("nan")), ValueError, "Invalid {label}: nan"),
+    (torch.tensor(float("inf")), ValueError, "Invalid {label}: inf"),
+    (torch.tensor([0.1, 0.2]), ValueError, "Tensor {name} must be 1-element"),
+    (torch.tensor(1), TypeError, "Tensor {name} must be floating-point"),
 ])
-def test_a_bad_tensor_lr_gets_the_floats_error(lr, error, words):
-    with pytest.raises(error, match=words):
-        LSGD(make_params(), lr)
+def test_a_bad_tensor_hyperparameter_gets_the_floats_error(name, label, value, error, words):
+    words = words.format(name=name, label=label)
+    hyper = dict(lr=torch.tensor(0.1), weight_decay=torch.tensor(0.01))
+    for optimizer_class in (LSGD, MLSGD):
+        with pytest.raises(error, match=words):
+            optimizer_class(make_params(), momentum=0.9, **{**hyper, name: value})
     # Set after construction, or changed in place: refused at the step, nothing changes.
     params = make_params()
-    optimizer = LSGD(params, torch.tensor(0.1), 0.9)
+    optimizer = LSGD(params, momentum=0.9, **hyper)
     set_grads(params)
     optimizer.step()
     before = [p.detach().clone() for p in params]
-    optimizer.param_groups[0]["lr"] = lr
+    optimizer.param_groups[0][name] = value
     with pytest.raises(error, match=words):
         optimizer.step()
-    assert all(torch.equal(p, b) for p, b in zip(params, before))
-
-
-@pytest.mark.parametrize("decay, error, words", [
-    (torch.tensor(-0.1), ValueError, "Invalid weight_decay value: -0.1"),
-    (torch.tensor(float("inf")), ValueError, "Invalid weight_decay value: inf"),
-    (torch.tensor([0.1, 0.2]), ValueError, "Tensor weight_decay must be 1-element"),
-    (torch.tensor(1), TypeError, "Tensor weight_decay must be floating-point"),
-])
-def test_a_bad_tensor_weight_decay_gets_the_floats_error(decay, error, words):
-    with pytest.raises(error, match=words):
-        MLSGD(make_params(), 0.1, weight_decay=decay)
-    params = make_params()
-    decay_in_use = torch.tensor(0.01)
-    optimizer = LSGD(params, 0.1, 0.9, weight_decay=decay_in_use)
-    set_grads(params)
-    optimizer.step()
-    before = [p.detach().clone() for p in params]
-    if decay.numel() == 1 and decay.is_floating_point():
-        decay_in_use.fill_(decay.item())  # changed in place: seen at the next step
-    else:
-        optimizer.param_groups[0]["weight_decay"] = decay
-    with pytest.raises(error, match=words):
-        optimizer.step()
+    if value.numel() == 1 and value.is_floating_point():
+        optimizer.param_groups[0][name] = hyper[name]
+        hyper[name].fill_(value.item())
+        with pytest.raises(error, match=words):
+            optimizer.step()
     assert all(torch.equal(p, b) for p, b in zip(params, before))
 
 
