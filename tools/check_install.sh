@@ -27,7 +27,8 @@ git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t 
 
 step "fresh environment with torch $NEWEST"
 "$PYTHON" -m venv "$WORK/env"
-"$WORK/env/bin/python" -m pip install --disable-pip-version-check -q "torch==$NEWEST" -r requirements/test.txt
+"$WORK/env/bin/python" -m pip install --disable-pip-version-check -q "torch==$NEWEST" -r requirements/test.txt \
+  -r "requirements/torchvision-$NEWEST.txt"
 "$WORK/env/bin/python" -m pip install --disable-pip-version-check -q setuptools wheel
 
 step "pip install --no-build-isolation ."
