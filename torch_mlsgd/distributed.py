@@ -299,17 +299,18 @@ def dtensor_piece(p: Tensor) -> Optional[Tuple[Layout, Any]]:
 
 
 def presmooth_sharded(params: Sequence[Tensor], grads: Sequence[Tensor], sigmas: Sequence[float], order: int,
-                      flatten: str, process_group: Optional[Any]) -> Dict[int, Tensor]:
+                      flatten: str, process_group: Optional[Any], check_finite: bool = True) -> Dict[int, Tensor]:
     """The smoothed gradients (this rank's local shards) of the parameters of one group
     whose rings are spread over ranks, keyed by their index in `params`: all of them
     with ``process_group=`` (the group's gradients are this rank's piece of one ring), the
     Shard(0) DTensors otherwise. Replicated DTensors and plain tensors are left out: every
     rank holds them whole and smooths them alone. Every ring of the group goes through one
     exchange per process group, before anything changes; a non-finite gradient on any rank
-    raises NonFiniteGradientError on all of them."""
+    raises NonFiniteGradientError on all of them (with ``check_finite``; otherwise NaN and
+    Inf flow into the smoothed values, as they do in one process)."""
     if process_group is not None:
         local = torch.cat([g.reshape(-1) for g in grads])
-        smoothed = sharded_laplacian_smooth(local, sigmas[0], order, group=process_group, check_finite=True)
+        smoothed = sharded_laplacian_smooth(local, sigmas[0], order, group=process_group, check_finite=check_finite)
         sizes = [g.numel() for g in grads]
         return {i: piece.view_as(g) for i, (piece, g) in enumerate(zip(smoothed.split(sizes), grads))}
 
@@ -332,7 +333,8 @@ def presmooth_sharded(params: Sequence[Tensor], grads: Sequence[Tensor], sigmas:
             raise ValueError("torch_mlsgd: flatten='group' over DTensors on different device meshes")
         layout = [entry for i in range(len(params)) for entry in pieces[i][0]]
         local = [grads[i].to_local().reshape(-1) for i in range(len(params))]
-        (smoothed,) = smooth_rings([(layout, local)], sigmas[0], order, group=pieces[0][1])
+        (smoothed,) = smooth_rings([(layout, local)], sigmas[0], order, group=pieces[0][1],
+                                   check_finite=check_finite)
         return {i: s.view_as(grads[i].to_local()) for i, s in enumerate(smoothed)}
 
     # flatten="tensor": one ring per parameter; one exchange per (process group, dtype, device).
@@ -343,7 +345,8 @@ def presmooth_sharded(params: Sequence[Tensor], grads: Sequence[Tensor], sigmas:
     out: Dict[int, Tensor] = {}
     for members in batches.values():
         rings = [(pieces[i][0], [grads[i].to_local().reshape(-1)]) for i in members]
-        smoothed = smooth_rings(rings, [sigmas[i] for i in members], order, group=pieces[members[0]][1])
+        smoothed = smooth_rings(rings, [sigmas[i] for i in members], order, group=pieces[members[0]][1],
+                                check_finite=check_finite)
         for i, (s,) in zip(members, smoothed):
             out[i] = s.view_as(grads[i].to_local())
     return out

@@ -14,6 +14,11 @@ __all__ = ["smooth_grad_", "register_smoothing"]
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
+def _local_shard(t: Tensor) -> Tensor:
+    """What the kernels see of a gradient: a DTensor's local shard, else the tensor."""
+    return t.to_local() if type(t) not in _PLAIN and hasattr(t, "to_local") else t
+
+
 def _check_arguments(sigma: Any, order: Any, flatten: Any, backend: Any, process_group: Optional[Any]) -> None:
     check_smooth_scalars(sigma, order, backend)
     if flatten not in FLATTEN_MODES:
@@ -48,13 +53,23 @@ def smooth_grad_(parameters: Union[Tensor, Iterable[Tensor]], sigma: float = 1.0
             sharding), smoothed exactly as a whole. DTensor gradients (FSDP2's
             ``fully_shard``) need nothing: their global rings are smoothed exactly.
 
-    Every gradient is smoothed by one call of ``torch.ops.mlsgd.laplacian_smooth_list_``
-    (plus one halo exchange for sharded rings). Bad arguments raise ``ValueError`` or
-    ``TypeError`` naming the value before any gradient changes.
+    Every gradient is smoothed once (a parameter listed twice, or gradients that are one
+    tensor, are smoothed once) by one call of ``torch.ops.mlsgd.laplacian_smooth_list_``
+    (plus one halo exchange for sharded rings); autograd sees the gradients change, as for
+    any in-place op. NaN and Inf flow into the smoothed values (so that ``GradScaler`` still
+    sees them and skips the step). Bad arguments raise ``ValueError`` or ``TypeError``
+    naming the value before any gradient changes; with ``process_group=`` every rank must
+    call it (a rank without gradients takes part in the exchange with an empty shard).
     """
     if isinstance(parameters, Tensor):
         parameters = [parameters]
-    params = [p for p in parameters if p.grad is not None]
+    parameters = list(parameters)
+    seen = set()
+    params = []
+    for p in parameters:
+        if p.grad is not None and id(p.grad) not in seen:
+            seen.add(id(p.grad))
+            params.append(p)
     _check_arguments(sigma, order, flatten, backend, process_group)
     grads = [p.grad for p in params]
     for grad in grads:
@@ -66,7 +81,16 @@ def smooth_grad_(parameters: Union[Tensor, Iterable[Tensor]], sigma: float = 1.0
                     "flatten='group' smooths the gradients as one vector, so they must share one dtype and device; "
                     f"got {grads[0].dtype} on {grads[0].device} and {grad.dtype} on {grad.device}"
                 )
-    if not grads or sigma == 0:
+    if sigma == 0:
+        return
+    if backend == "direct":  # the route's limits, for every dtype and device, before any write
+        for like in {(g.dtype, g.device): g for g in grads}.values():
+            torch.ops.mlsgd.check_direct_route(_local_shard(like), float(sigma), int(order))
+    if not grads:
+        if process_group is not None and parameters:  # the exchange is collective: take part
+            from .distributed import sharded_laplacian_smooth
+
+            sharded_laplacian_smooth(parameters[0].detach().new_empty(0), sigma, order, group=process_group)
         return
     if process_group is not None or not all(type(p) in _PLAIN for p in params):
         from .distributed import check_not_sharded, local_shard, presmooth_sharded
@@ -74,12 +98,15 @@ def smooth_grad_(parameters: Union[Tensor, Iterable[Tensor]], sigma: float = 1.0
         for p in params:
             if type(p) not in _PLAIN:
                 check_not_sharded(p, flatten, process_group)
-        smoothed = presmooth_sharded(params, grads, [sigma] * len(grads), order, flatten, process_group)
+        smoothed = presmooth_sharded(params, grads, [sigma] * len(grads), order, flatten, process_group,
+                                     check_finite=False)
         for i, s in smoothed.items():
             local_shard(grads[i]).copy_(s)
         grads = [local_shard(g) for i, g in enumerate(grads) if i not in smoothed]  # whole on every rank
     if grads:
         torch.ops.mlsgd.laplacian_smooth_list_.default(grads, float(sigma), int(order), flatten, backend)
+    if not torch.compiler.is_compiling():  # (compiled graphs track their mutations themselves)
+        torch.autograd.graph.increment_version([p.grad for p in params])
 
 
 def register_smoothing(optimizer: torch.optim.Optimizer, sigma: float = 1.0, order: int = 1, *,
@@ -90,8 +117,11 @@ def register_smoothing(optimizer: torch.optim.Optimizer, sigma: float = 1.0, ord
     group) before every ``step()``, for training loops a framework owns. Returns the hook's
     handle; ``handle.remove()`` restores the plain optimizer.
 
-    Under ``torch.amp.GradScaler`` the hook runs inside ``scaler.step(optimizer)``, after
-    the unscale and only for steps whose gradients are finite. The arguments are those of
+    Under ``torch.amp.GradScaler`` the hook runs inside ``scaler.step(optimizer)``: after the
+    unscale and only for steps whose gradients are finite for optimizers the scaler unscales;
+    on the scaled gradients of every step for those that unscale themselves (``fused=True``),
+    which is the same, smoothing being linear (an inf or NaN stays one, and the step is
+    skipped). The arguments are those of
     :func:`smooth_grad_`, checked here (``ValueError``/``TypeError``), not at the first step.
     """
     if not isinstance(optimizer, torch.optim.Optimizer):

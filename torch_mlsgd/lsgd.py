@@ -226,8 +226,8 @@ class LSGD(Optimizer):
         implementation(params if plain else [local_shard(p) for p in params],
                        grads if plain else [local_shard(g) for g in grads], buffers, lr=group["lr"], sigma=sigma,
                        order=group["order"], momentum=group["momentum"], dampening=group["dampening"],
-                       weight_decay=group["weight_decay"], nesterov=group["nesterov"], maximize=group["maximize"],
-                       flatten=group["flatten"], backend=group["backend"])
+                       weight_decay=_zero_dim(group["weight_decay"]), nesterov=group["nesterov"],
+                       maximize=group["maximize"], flatten=group["flatten"], backend=group["backend"])
         if group["momentum"] != 0:
             for i in fresh:  # the others were updated in place
                 momentum_buffers[i] = buffers[i] if plain else like_param(buffers[i], params[i])
@@ -316,6 +316,12 @@ def _typed(values: Any) -> tuple:
 def _check_process_group(process_group: Optional[Any], flatten: str) -> None:
     if process_group is not None and flatten != "group":
         raise ValueError("process_group needs flatten='group': the group's gradients form this rank's shard")
+
+
+def _zero_dim(value: Any) -> Any:
+    """A one-element Tensor hyper-parameter as a 0-dim one (torch's SGD takes no other
+    shape); anything else as it is."""
+    return value.reshape(()) if isinstance(value, Tensor) and value.dim() else value
 
 
 def _scalar(value: Any) -> float:
@@ -432,10 +438,15 @@ def _fused_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, moment
         torch.ops.mlsgd.lsgd_step_.tensor(params, grads, buffers, fresh, _as_tensor(lr), _as_tensor(sigma),
                                           int(order), float(momentum), float(dampening), float(_scalar(weight_decay)),
                                           bool(nesterov), bool(maximize), flatten, backend)
-        return
-    torch.ops.mlsgd.lsgd_step_.default(params, grads, buffers, fresh, float(lr), float(sigma), int(order),
-                                       float(momentum), float(dampening), float(_scalar(weight_decay)), bool(nesterov),
-                                       bool(maximize), flatten, backend)
+    else:
+        torch.ops.mlsgd.lsgd_step_.default(params, grads, buffers, fresh, float(lr), float(sigma), int(order),
+                                           float(momentum), float(dampening), float(_scalar(weight_decay)),
+                                           bool(nesterov), bool(maximize), flatten, backend)
+    if not torch.compiler.is_compiling():
+        # The kernel writes through data pointers: tell autograd the tensors changed, so
+        # that a graph which saved a parameter before the step refuses the stale value (as
+        # after torch's SGD). Compiled graphs track their mutations themselves.
+        torch.autograd.graph.increment_version([*params, *buffers])
 
 
 def _single_tensor_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, momentum, dampening,

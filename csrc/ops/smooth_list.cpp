@@ -19,6 +19,14 @@ namespace torch_mlsgd {
 namespace ops {
 namespace {
 
+// Raises, as backend="direct" would, where the direct route of t's device cannot
+// take its dtype with these parameters: asked for every tensor before any is written.
+void check_direct_route_op(const Tensor& t, double sigma, int64_t order) {
+  using torch::stable::detail::from;
+  std::array<StableIValue, 3> stack{from(t), from(sigma), from(order)};
+  aten::call("mlsgd::check_direct_route", "", stack);
+}
+
 void smooth_in_place_op(const Tensor& t, double sigma, int64_t order, const std::string& backend) {
   using torch::stable::detail::from;
   std::array<StableIValue, 4> stack{from(t), from(sigma), from(order), from(backend)};
@@ -36,6 +44,11 @@ void laplacian_smooth_list_(std::vector<Tensor> tensors, double sigma, int64_t o
     check_smoothable(t, "input");
   }
   if (flatten == "tensor") {
+    if (backend == "direct") {
+      for (const Tensor& t : tensors) {
+        check_direct_route_op(t, sigma, order);
+      }
+    }
     for (const Tensor& t : tensors) {
       smooth_in_place_op(t, sigma, order, backend);
     }
@@ -44,10 +57,10 @@ void laplacian_smooth_list_(std::vector<Tensor> tensors, double sigma, int64_t o
   if (tensors.empty()) {
     return;
   }
-  for (const Tensor& t : tensors) {
-    check(t.scalar_type() == tensors[0].scalar_type() && t.device() == tensors[0].device(),
-          "flatten='group' smooths the tensors as one vector, so they must share one dtype and device; got ",
-          tensors[0].scalar_type(), " and ", t.scalar_type());
+  for (size_t i = 1; i < tensors.size(); ++i) {
+    check(tensors[i].scalar_type() == tensors[0].scalar_type() && tensors[i].device() == tensors[0].device(),
+          "flatten='group' smooths the tensors as one vector, so they must share one dtype and device; tensor ", i,
+          " (", tensors[i].scalar_type(), ") differs from tensor 0 (", tensors[0].scalar_type(), ") in one of them");
   }
   std::vector<Tensor> pieces;
   for (const Tensor& t : tensors) {

@@ -220,3 +220,34 @@ def test_compiled_smoothing_matches_eager():
     compiled(params)
     for p, g in zip(params, grads):
         assert torch.equal(p.grad, torch_mlsgd.laplacian_smooth(g, 1.0))
+
+
+def test_a_refusal_of_the_direct_route_changes_no_gradient():
+    """sigma = 4e9 is past the float64 direct route's warm-up limit but not float32's:
+    the float64 gradient's refusal comes before the float32 one is written."""
+    a = torch.zeros(50, requires_grad=True)
+    b = torch.zeros(50, dtype=torch.float64, requires_grad=True)
+    a.grad, b.grad = torch.randn(50), torch.randn(50, dtype=torch.float64)
+    before = [a.grad.clone(), b.grad.clone()]
+    with pytest.raises(RuntimeError, match="direct backend supports"):
+        smooth_grad_([a, b], 4e9, backend="direct")
+    assert torch.equal(a.grad, before[0]) and torch.equal(b.grad, before[1])
+
+
+def test_a_gradient_listed_twice_is_smoothed_once():
+    params = make_params()
+    expected = [torch_mlsgd.laplacian_smooth(p.grad, 1.0) for p in params]
+    smooth_grad_([*params, params[0], params[2]], 1.0)
+    assert all(torch.equal(p.grad, e) for p, e in zip(params, expected))
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True:UserWarning")
+def test_autograd_sees_the_gradients_change():
+    """A graph that saved a gradient (a gradient penalty) refuses the smoothed one, as it
+    would after clip_grad_norm_'s in-place scaling."""
+    w = torch.randn(20, dtype=torch.float64, requires_grad=True)
+    (w.sin() ** 2).sum().backward(create_graph=True)
+    penalty = (w.grad ** 2).sum()
+    smooth_grad_([w], 1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        penalty.backward()

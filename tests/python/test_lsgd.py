@@ -486,3 +486,17 @@ def test_the_fused_op_checks_its_lists():
         torch.ops.mlsgd.lsgd_step_([p], [torch.ones(4)], [], [], 0.1, 1.0, 1, 0.0, 0.0, 0.0, False, False,
                                    "tensor", "auto")
     assert torch.equal(p, torch.zeros(3))
+
+
+@pytest.mark.parametrize("implementation", [dict(), dict(fused=False), dict(foreach=False)],
+                         ids=["fused", "foreach", "single"])
+def test_autograd_sees_the_parameters_change(implementation):
+    """A graph that saved a parameter before the step refuses to backpropagate through the
+    stale value afterwards, as after torch's SGD (the fused kernel writes through data
+    pointers, so the optimizer tells autograd)."""
+    w = torch.randn(30, dtype=torch.float64, requires_grad=True)
+    saved = (w ** 2).sum()  # saves w
+    w.grad = torch.randn(30, dtype=torch.float64)
+    LSGD([w], 0.1, 0.9, sigma=1.0, **implementation).step()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        saved.backward()

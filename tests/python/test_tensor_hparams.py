@@ -73,6 +73,15 @@ def test_tensor_weight_decay_steps_as_the_float_does(optimizer_class, implementa
     assert torch.equal(resumed.param_groups[0]["weight_decay"], decay)
 
 
+@pytest.mark.parametrize("sigma", [1.5, 0.0])
+def test_a_one_element_weight_decay_of_any_shape(sigma):
+    """A shape-(1,) weight_decay steps as the float, also where torch's SGD (sigma = 0)
+    takes only 0-dim tensors."""
+    ours, _ = run(LSGD, 0.05, weight_decay=torch.tensor([0.01], dtype=torch.float64), sigma=sigma)
+    theirs, _ = run(LSGD, 0.05, weight_decay=0.01, sigma=sigma)
+    assert all(torch.equal(p, q) for p, q in zip(ours, theirs))
+
+
 def test_the_step_is_differentiable_in_a_tensor_weight_decay():
     """With differentiable=True the step is a function of a weight_decay that requires
     grad: without momentum, w' = w - lr (S(g) + wd w), so d(sum w')/d wd = -lr sum(w)."""
