@@ -219,22 +219,29 @@ def breakdown():
     # Every row a loop of `calls` calls; the loops timed in alternation (order rotated),
     # so that the machine's drifts fall on all rows alike: median and min over the rounds.
     calls, rounds = 1000, 11
-    fns = [loop(fn, calls) for _, _, fn in rows]
-    for fn in fns:
-        fn()
-    samples = [[] for _ in fns]
-    for r in range(rounds):
-        for j in range(len(fns)):
-            i = (j + r) % len(fns)
-            start = time.perf_counter()
-            fns[i]()
-            samples[i].append((time.perf_counter() - start) / calls * 1e6)
+    samples = alternated_us_per_call([fn for _, _, fn in rows], calls, rounds)
     print(f"\n## LeNet-5 step, one thread: each layer called on its own (us per call; loops of {calls} calls "
           f"timed in alternation, {rounds} rounds: median [min])\n")
     print("| optimizer | what | us / call |")
     print("|---|---|---|")
     for (who, what, _), t in zip(rows, samples):
         print(f"| {who} | {what} | {statistics.median(t):.1f} [{min(t):.1f}] |")
+
+
+def alternated_us_per_call(fns, calls, rounds):
+    """Microseconds per call of each function: loops of `calls` calls (one warm-up loop
+    each), timed in alternation with the order rotated every round; one sample per round."""
+    loops = [loop(fn, calls) for fn in fns]
+    for run in loops:
+        run()
+    samples = [[] for _ in loops]
+    for r in range(rounds):
+        for j in range(len(loops)):
+            i = (j + r) % len(loops)
+            start = time.perf_counter()
+            loops[i]()
+            samples[i].append((time.perf_counter() - start) / calls * 1e6)
+    return samples
 
 
 def fixed_costs(counts=(10, 62, 148), calls=500, rounds=9):
@@ -249,16 +256,7 @@ def fixed_costs(counts=(10, 62, 148), calls=500, rounds=9):
         opts = optimizers_for([(1,)] * n)
         fns = [opts["SGD fused=True"].step, sgd_rows(opts["SGD fused=True"])[-1][2], opts["LSGD"].step,
                op_call(opts["LSGD"], 1.0), opts["MLSGD"].step]
-        fns = [loop(f, calls) for f in fns]
-        for f in fns:
-            f()
-        samples = [[] for _ in fns]
-        for r in range(rounds):
-            for j in range(len(fns)):
-                i = (j + r) % len(fns)
-                start = time.perf_counter()
-                fns[i]()
-                samples[i].append((time.perf_counter() - start) / calls * 1e6)
+        samples = alternated_us_per_call(fns, calls, rounds)
         print(f"| {n} | " + " | ".join(f"{statistics.median(t):.1f}" for t in samples) + " |")
 
 
