@@ -184,8 +184,10 @@ class LSGD(Optimizer):
         """One step of the parameters of `group` that have gradients, each with its
         smoothing strength in `sigmas` (the group's sigma for all when None)."""
         distributed = self._process_group is not None or not all(type(p) in _PLAIN_TENSORS for p in params)
-        if sigmas is None and not distributed:  # the usual case: one call of the kernel
-            self._apply(group, params, grads, momentum_buffers, group["sigma"])
+        if not distributed and (sigmas is None or all(s == sigmas[0] for s in sigmas)):
+            # The usual case (MLSGD's too: parameters stepped together share one count):
+            # one call of the kernel.
+            self._apply(group, params, grads, momentum_buffers, group["sigma"] if sigmas is None else sigmas[0])
             return
         if sigmas is None:
             sigmas = [group["sigma"]] * len(params)
