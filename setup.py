@@ -59,7 +59,7 @@ def glob_sources(*patterns):
 
 
 # Torch-free math and the helpers both libraries call (no op registration in them).
-SHARED = ["csrc/core/*.cpp", "csrc/ops/smooth_args.cpp", "csrc/ops/lsgd_step_common.cpp"]
+SHARED = ["csrc/core/*.cpp", "csrc/ops/smooth_args.cpp", "csrc/ops/*_step_common.cpp"]
 
 
 def cpu_sources():

@@ -10,6 +10,8 @@ set(TORCH_MLSGD_OP_SOURCES
   ${_root}/csrc/core/recursive_filter.cpp
   ${_root}/csrc/core/sigma_schedule.cpp
   ${_root}/csrc/ops/laplacian_smooth.cpp
+  ${_root}/csrc/ops/lsadamw_step.cpp
+  ${_root}/csrc/ops/lsadamw_step_common.cpp
   ${_root}/csrc/ops/lsgd_step.cpp
   ${_root}/csrc/ops/lsgd_step_common.cpp
   ${_root}/csrc/ops/schedule.cpp
@@ -21,6 +23,7 @@ set(TORCH_MLSGD_OP_SOURCES
   ${_root}/csrc/ops/cpu/direct_smooth.cpp
   ${_root}/csrc/ops/cpu/fft_smooth.cpp
   ${_root}/csrc/ops/cpu/laplacian_smooth_cpu.cpp
+  ${_root}/csrc/ops/cpu/lsadamw_step_cpu.cpp
   ${_root}/csrc/ops/cpu/lsgd_step_cpu.cpp
   ${_root}/csrc/ops/cpu/simd_sweeps.cpp
 )
@@ -46,6 +49,7 @@ set(TORCH_MLSGD_CUDA_KERNEL_SOURCES
 # The stable-ABI glue of the CUDA ops (needs a CUDA-enabled torch).
 set(TORCH_MLSGD_CUDA_GLUE_SOURCES
   ${_root}/csrc/ops/cuda/laplacian_smooth_cuda.cpp
+  ${_root}/csrc/ops/cuda/lsadamw_step_cuda.cpp
   ${_root}/csrc/ops/cuda/lsgd_step_cuda.cpp
 )
 

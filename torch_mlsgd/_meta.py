@@ -57,3 +57,8 @@ def register() -> None:
     def _lsgd_step_(params, grads, momentum_buffers, fresh_buffers, lr, sigma, order, momentum, dampening,
                     weight_decay, nesterov, maximize, flatten, backend):
         return None
+
+    @torch.library.register_fake("mlsgd::lsadamw_step_")
+    def _lsadamw_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, beta1, beta2,
+                       weight_decay, eps, amsgrad, maximize, sigma, order, flatten, backend):
+        return None

@@ -88,3 +88,36 @@ def check_lsgd_hyperparameters(group: Dict[str, Any]) -> None:
         raise ValueError(f"Invalid flatten value: {group['flatten']!r} (expected 'tensor' or 'group')")
     if group["backend"] not in BACKENDS:
         raise ValueError(f"Invalid backend: {group['backend']!r} (expected 'auto', 'fft' or 'direct')")
+
+
+def check_lsadamw_hyperparameters(group: Dict[str, Any]) -> None:
+    """Raises ValueError/TypeError naming the first bad value of an LSAdamW group, in
+    torch.optim.AdamW's words."""
+    _real_or_tensor("learning rate", group["lr"], "lr")
+    _real("epsilon value", group["eps"], "eps")
+    betas = group["betas"]
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"betas must be a pair of numbers, got {betas!r}")
+    for index, beta in enumerate(betas):
+        if isinstance(beta, Tensor):
+            raise TypeError("betas must be real numbers; Tensor betas are not supported by LSAdamW")
+        if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
+            raise TypeError(f"beta parameter at index {index} must be a real number, got {type(beta).__name__}")
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
+    _real_or_tensor("weight_decay value", group["weight_decay"], "weight_decay")
+    _real("sigma value", group["sigma"], "sigma")
+    order = group["order"]
+    if isinstance(order, bool) or not isinstance(order, numbers.Integral):
+        raise TypeError(f"order must be an integer, got {type(order).__name__}")
+    if order < 1:
+        raise ValueError(f"Invalid order value: {order}")
+    for flag in ("amsgrad", "maximize", "capturable", "differentiable"):
+        if not isinstance(group[flag], bool):
+            raise TypeError(f"{flag} must be a bool, got {type(group[flag]).__name__}")
+    if group.get("decoupled_weight_decay", True) is not True:
+        raise ValueError("LSAdamW's weight decay is AdamW's, decoupled: decoupled_weight_decay must be True")
+    if group["flatten"] not in FLATTEN_MODES:
+        raise ValueError(f"Invalid flatten value: {group['flatten']!r} (expected 'tensor' or 'group')")
+    if group["backend"] not in BACKENDS:
+        raise ValueError(f"Invalid backend: {group['backend']!r} (expected 'auto', 'fft' or 'direct')")

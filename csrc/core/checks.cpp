@@ -66,6 +66,34 @@ std::string lsgd_error(double lr, double sigma, int64_t order, double momentum, 
   return backend_error(backend);
 }
 
+std::string adamw_error(double lr, double beta1, double beta2, double eps, double weight_decay, double sigma,
+                        int64_t order, std::string_view flatten, std::string_view backend) {
+  if (!finite_nonnegative(lr)) {
+    return words("Invalid learning rate: ", lr);
+  }
+  if (!finite_nonnegative(eps)) {
+    return words("Invalid epsilon value: ", eps);
+  }
+  if (!(beta1 >= 0.0 && beta1 < 1.0)) {
+    return words("Invalid beta parameter at index 0: ", beta1);
+  }
+  if (!(beta2 >= 0.0 && beta2 < 1.0)) {
+    return words("Invalid beta parameter at index 1: ", beta2);
+  }
+  if (!finite_nonnegative(weight_decay)) {
+    return words("Invalid weight_decay value: ", weight_decay);
+  }
+  for (const std::string& error : {sigma_error(sigma), order_error(order), backend_error(backend)}) {
+    if (!error.empty()) {
+      return error;
+    }
+  }
+  if (flatten != "tensor" && flatten != "group") {
+    return words("Invalid flatten value: '", flatten, "' (expected 'tensor' or 'group')");
+  }
+  return {};
+}
+
 std::string schedule_error(std::string_view name, double sigma, double sigma_min, std::optional<double> sigma_max,
                            int64_t period, int64_t seed) {
   bool known = false;

@@ -45,6 +45,11 @@ SmoothBackend parse_backend(std::string_view name);
 std::string lsgd_error(double lr, double sigma, int64_t order, double momentum, double dampening, double weight_decay,
                        bool nesterov, std::string_view flatten, std::string_view backend);
 
+// The hyper-parameters of one LSAdamW step (lr, betas, eps, weight_decay as
+// torch.optim.AdamW checks them, plus sigma, order, flatten and backend).
+std::string adamw_error(double lr, double beta1, double beta2, double eps, double weight_decay, double sigma,
+                        int64_t order, std::string_view flatten, std::string_view backend);
+
 // MLSGD's schedule arguments; sigma_max defaults to 2 * sigma (so that the
 // random schedule's mean is sigma).
 std::string schedule_error(std::string_view name, double sigma, double sigma_min, std::optional<double> sigma_max,

@@ -1,5 +1,7 @@
-"""Independent float64 NumPy references for the smoothing operator and LSGD, and a
+"""Independent float64 NumPy references for the smoothing operator, LSGD and LSAdamW, and a
 pure-Python reimplementation of MLSGD's sigma schedules."""
+
+import math
 
 import numpy as np
 
@@ -40,6 +42,21 @@ def relative_error(actual, expected) -> float:
     return diff / scale if scale > 0 else diff
 
 
+def smoothed_gradients(grads, sigma, order, maximize, flatten):
+    """The indices of the gradients that are not None, and their smoothing (negated
+    when maximizing), per tensor or over the concatenated ring."""
+    live = [i for i, g in enumerate(grads) if g is not None]
+    gs = [(-1.0 if maximize else 1.0) * np.asarray(grads[i], dtype=np.float64) for i in live]
+    if flatten == "group" and gs:
+        ring = fft_smooth(np.concatenate([g.reshape(-1) for g in gs]), sigma, order)
+        smoothed, offset = [], 0
+        for g in gs:
+            smoothed.append(ring[offset:offset + g.size].reshape(g.shape))
+            offset += g.size
+        return live, smoothed
+    return live, [fft_smooth(g, sigma, order).reshape(g.shape) for g in gs]
+
+
 class ReferenceLSGD:
     """docs/design.md §3, written out in float64 NumPy, one group."""
 
@@ -54,16 +71,7 @@ class ReferenceLSGD:
     def step(self, grads):
         """grads: list with None for parameters without gradient."""
         h = self.h
-        live = [i for i, g in enumerate(grads) if g is not None]
-        gs = [(-1.0 if h["maximize"] else 1.0) * np.asarray(grads[i], dtype=np.float64) for i in live]
-        if h["flatten"] == "group" and gs:
-            ring = fft_smooth(np.concatenate([g.reshape(-1) for g in gs]), h["sigma"], h["order"])
-            smoothed, offset = [], 0
-            for g in gs:
-                smoothed.append(ring[offset:offset + g.size].reshape(g.shape))
-                offset += g.size
-        else:
-            smoothed = [fft_smooth(g, h["sigma"], h["order"]).reshape(g.shape) for g in gs]
+        live, smoothed = smoothed_gradients(grads, h["sigma"], h["order"], h["maximize"], h["flatten"])
         for i, s in zip(live, smoothed):
             d = s + h["weight_decay"] * self.params[i]
             if h["momentum"] != 0:
@@ -73,6 +81,35 @@ class ReferenceLSGD:
                     self.buffers[i] = h["momentum"] * self.buffers[i] + (1 - h["dampening"]) * d
                 d = d + h["momentum"] * self.buffers[i] if h["nesterov"] else self.buffers[i]
             self.params[i] = self.params[i] - h["lr"] * d
+
+
+class ReferenceLSAdamW:
+    """docs/design.md §3b, written out in float64 NumPy, one group."""
+
+    def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, sigma=1.0,
+                 order=1, maximize=False, flatten="tensor"):
+        self.params = [np.array(p, dtype=np.float64) for p in params]
+        self.moments = [(np.zeros_like(p), np.zeros_like(p), np.zeros_like(p)) for p in self.params]
+        self.steps = [0] * len(self.params)
+        self.h = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, sigma=sigma,
+                      order=order, maximize=maximize, flatten=flatten)
+
+    def step(self, grads):
+        h = self.h
+        beta1, beta2 = h["betas"]
+        live, smoothed = smoothed_gradients(grads, h["sigma"], h["order"], h["maximize"], h["flatten"])
+        for i, s in zip(live, smoothed):
+            self.steps[i] += 1
+            t = self.steps[i]
+            m, v, vmax = self.moments[i]
+            m = beta1 * m + (1 - beta1) * s
+            v = beta2 * v + (1 - beta2) * s * s
+            vmax = np.maximum(vmax, v)
+            self.moments[i] = (m, v, vmax)
+            second = vmax if h["amsgrad"] else v
+            p = self.params[i] * (1 - h["lr"] * h["weight_decay"])
+            denom = np.sqrt(second) / math.sqrt(1 - beta2 ** t) + h["eps"]
+            self.params[i] = p - h["lr"] / (1 - beta1 ** t) * m / denom
 
 
 _MASK64 = (1 << 64) - 1

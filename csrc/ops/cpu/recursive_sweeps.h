@@ -379,6 +379,8 @@ template <typename T>
 struct has_simd_kernel<SmoothSink<T>> : std::true_type {};
 template <typename T>
 struct has_simd_kernel<UpdateSink<T>> : std::true_type {};
+template <typename T>
+struct has_simd_kernel<AdamWSink<T>> : std::true_type {};
 
 template <typename Cascade>
 struct has_simd_cascade : std::false_type {};

@@ -248,6 +248,82 @@ struct UpdateApplyF {
   }
 };
 
+// The AdamW update (core/adamw_update.h) on eight values, in float64 as the
+// scalar loop computes it; float32 data go through the same arithmetic.
+template <bool kAmsgrad, typename scalar_t>
+struct AdamWApply {
+  scalar_t* param;
+  scalar_t* exp_avg;
+  scalar_t* exp_avg_sq;
+  scalar_t* max_exp_avg_sq;
+  __m256d scale, decay, keep1, beta2, keep2, eps, step_size, bias_correction2_sqrt;
+
+  TORCH_MLSGD_AVX2_INLINE explicit AdamWApply(const AdamWSink<scalar_t>& sink)
+      : param(sink.param),
+        exp_avg(sink.exp_avg),
+        exp_avg_sq(sink.exp_avg_sq),
+        max_exp_avg_sq(sink.max_exp_avg_sq),
+        scale(_mm256_set1_pd(sink.scale)),
+        decay(_mm256_set1_pd(1.0 - sink.update.lr * sink.update.weight_decay)),
+        keep1(_mm256_set1_pd(1.0 - sink.update.beta1)),
+        beta2(_mm256_set1_pd(sink.update.beta2)),
+        keep2(_mm256_set1_pd(1.0 - sink.update.beta2)),
+        eps(_mm256_set1_pd(sink.update.eps)),
+        step_size(_mm256_set1_pd(sink.update.step_size)),
+        bias_correction2_sqrt(_mm256_set1_pd(sink.update.bias_correction2_sqrt)) {}
+
+  TORCH_MLSGD_AVX2_INLINE void step4(__m256d x, __m256d& w, __m256d& m, __m256d& v, __m256d& vmax) const {
+    const __m256d s = _mm256_mul_pd(scale, x);
+    w = _mm256_mul_pd(w, decay);
+    m = _mm256_fmadd_pd(keep1, _mm256_sub_pd(s, m), m);
+    v = _mm256_add_pd(_mm256_mul_pd(beta2, v), _mm256_mul_pd(_mm256_mul_pd(keep2, s), s));
+    __m256d second = v;
+    if (kAmsgrad) {
+      vmax = _mm256_max_pd(vmax, v);
+      second = vmax;
+    }
+    const __m256d denom = _mm256_add_pd(_mm256_div_pd(_mm256_sqrt_pd(second), bias_correction2_sqrt), eps);
+    w = _mm256_fnmadd_pd(step_size, _mm256_div_pd(m, denom), w);
+  }
+
+  TORCH_MLSGD_AVX2_INLINE void operator()(int64_t j, const Run8& x) const {
+    Run8 w = load8(param + j);
+    Run8 m = load8(exp_avg + j);
+    Run8 v = load8(exp_avg_sq + j);
+    Run8 vmax = kAmsgrad ? load8(max_exp_avg_sq + j) : v;
+    step4(x.lo, w.lo, m.lo, v.lo, vmax.lo);
+    step4(x.hi, w.hi, m.hi, v.hi, vmax.hi);
+    store8(exp_avg + j, m);
+    store8(exp_avg_sq + j, v);
+    if (kAmsgrad) {
+      store8(max_exp_avg_sq + j, vmax);
+    }
+    store8(param + j, w);
+  }
+  // The float32 pipeline's eight values.
+  TORCH_MLSGD_AVX2_INLINE void operator()(int64_t j, __m256 x) const {
+    (*this)(j, Run8{_mm256_cvtps_pd(_mm256_castps256_ps128(x)), _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1))});
+  }
+  TORCH_MLSGD_AVX2_INLINE void prefetch(int64_t j) const {
+    prefetch_line(param + j);
+    prefetch_line(exp_avg + j);
+    prefetch_line(exp_avg_sq + j);
+    if (kAmsgrad) {
+      prefetch_line(max_exp_avg_sq + j);
+    }
+  }
+};
+
+// Calls run(apply) with the AdamW functor of the sink's amsgrad mode.
+template <typename scalar_t, typename Run>
+TORCH_MLSGD_AVX2_INLINE void with_adamw_mode(const AdamWSink<scalar_t>& sink, const Run& run) {
+  if (sink.max_exp_avg_sq == nullptr) {
+    run(AdamWApply<false, scalar_t>(sink));
+  } else {
+    run(AdamWApply<true, scalar_t>(sink));
+  }
+}
+
 // Calls run(apply) with the update functor of the sink's momentum mode.
 template <template <bool, bool, bool> class Apply, typename Sink, typename Run>
 TORCH_MLSGD_AVX2_INLINE void with_update_mode(const Sink& sink, const Run& run) {
@@ -683,10 +759,11 @@ struct DoublePipeline {
   }
 };
 
+template <typename Sink>
 struct FloatPipeline {
   const float* in;
   const Lanes8& group;
-  const UpdateSink<float>& sink;
+  const Sink& sink;
   template <typename Apply8>
   TORCH_MLSGD_AVX2_INLINE void operator()(const Apply8& apply8) const {
     lanes8_float(in, group, sink, apply8);
@@ -727,7 +804,7 @@ TORCH_MLSGD_AVX2 void sweep_lanes8(const double* in, const Lanes8& g, const Smoo
 
 TORCH_MLSGD_AVX2 void sweep_lanes8(const float* in, const Lanes8& g, const UpdateSink<float>& sink) {
   if (float_state_suffices(g)) {
-    with_update_mode<UpdateApplyF>(sink, FloatPipeline{in, g, sink});
+    with_update_mode<UpdateApplyF>(sink, FloatPipeline<UpdateSink<float>>{in, g, sink});
   } else {
     with_update_mode<UpdateApplyFloatData>(sink, DoublePipeline<float, UpdateSink<float>>{in, g, sink});
   }
@@ -735,6 +812,26 @@ TORCH_MLSGD_AVX2 void sweep_lanes8(const float* in, const Lanes8& g, const Updat
 
 TORCH_MLSGD_AVX2 void sweep_lanes8(const double* in, const Lanes8& g, const UpdateSink<double>& sink) {
   with_update_mode<UpdateApplyDoubleData>(sink, DoublePipeline<double, UpdateSink<double>>{in, g, sink});
+}
+
+TORCH_MLSGD_AVX2 void update_run(const AdamWSink<float>& sink, int64_t begin, const float* s, int64_t n) {
+  with_adamw_mode(sink, UpdateRun<float, AdamWSink<float>>{sink, begin, s, n});
+}
+
+TORCH_MLSGD_AVX2 void update_run(const AdamWSink<double>& sink, int64_t begin, const double* s, int64_t n) {
+  with_adamw_mode(sink, UpdateRun<double, AdamWSink<double>>{sink, begin, s, n});
+}
+
+TORCH_MLSGD_AVX2 void sweep_lanes8(const float* in, const Lanes8& g, const AdamWSink<float>& sink) {
+  if (float_state_suffices(g)) {
+    with_adamw_mode(sink, FloatPipeline<AdamWSink<float>>{in, g, sink});
+  } else {
+    with_adamw_mode(sink, DoublePipeline<float, AdamWSink<float>>{in, g, sink});
+  }
+}
+
+TORCH_MLSGD_AVX2 void sweep_lanes8(const double* in, const Lanes8& g, const AdamWSink<double>& sink) {
+  with_adamw_mode(sink, DoublePipeline<double, AdamWSink<double>>{in, g, sink});
 }
 
 #else  // no AVX2 kernels on this platform: supported() is false, nothing calls them
@@ -753,6 +850,10 @@ void sweep_lanes8(const float*, const Lanes8&, const SmoothSink<float>&) { std::
 void sweep_lanes8(const double*, const Lanes8&, const SmoothSink<double>&) { std::abort(); }
 void sweep_lanes8(const float*, const Lanes8&, const UpdateSink<float>&) { std::abort(); }
 void sweep_lanes8(const double*, const Lanes8&, const UpdateSink<double>&) { std::abort(); }
+void update_run(const AdamWSink<float>&, int64_t, const float*, int64_t) { std::abort(); }
+void update_run(const AdamWSink<double>&, int64_t, const double*, int64_t) { std::abort(); }
+void sweep_lanes8(const float*, const Lanes8&, const AdamWSink<float>&) { std::abort(); }
+void sweep_lanes8(const double*, const Lanes8&, const AdamWSink<double>&) { std::abort(); }
 
 #endif
 

@@ -65,11 +65,16 @@ void start_states8(const double* const* causal_windows, const double* const* ant
 void update_run(const UpdateSink<float>& sink, int64_t begin, const float* s, int64_t n);
 void update_run(const UpdateSink<double>& sink, int64_t begin, const double* s, int64_t n);
 
+void update_run(const AdamWSink<float>& sink, int64_t begin, const float* s, int64_t n);
+void update_run(const AdamWSink<double>& sink, int64_t begin, const double* s, int64_t n);
+
 // y = Anti(Causal(in)) handed to the sink. Call only when supported().
 void sweep_lanes8(const float* in, const Lanes8& group, const SmoothSink<float>& sink);
 void sweep_lanes8(const double* in, const Lanes8& group, const SmoothSink<double>& sink);
 void sweep_lanes8(const float* in, const Lanes8& group, const UpdateSink<float>& sink);
 void sweep_lanes8(const double* in, const Lanes8& group, const UpdateSink<double>& sink);
+void sweep_lanes8(const float* in, const Lanes8& group, const AdamWSink<float>& sink);
+void sweep_lanes8(const double* in, const Lanes8& group, const AdamWSink<double>& sink);
 
 }  // namespace simd
 }  // namespace cpu
