@@ -34,6 +34,7 @@ set(TORCH_MLSGD_API_SOURCES
   ${_root}/csrc/api/lsgd_step.cpp
   ${_root}/csrc/api/sharded_laplacian_smooth.cpp
   ${_root}/csrc/optim/group_step.cpp
+  ${_root}/csrc/optim/lsadamw.cpp
   ${_root}/csrc/optim/lsgd.cpp
   ${_root}/csrc/optim/mlsgd.cpp
   ${_root}/csrc/optim/smoothing_optimizer.cpp

@@ -30,8 +30,9 @@ struct AdamWStepArgs {
 };
 
 // The tensors of one step: a state list is empty or holds one tensor per
-// parameter; `steps` are the parameters' counts, this step included.
-struct AdamWStepTensors {
+// parameter; `steps` are the parameters' counts, this step included. (Hidden,
+// as the stable ABI's Tensor it holds.)
+struct [[gnu::visibility("hidden")]] AdamWStepTensors {
   TensorList params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs;
   std::vector<double> steps;
 };

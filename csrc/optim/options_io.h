@@ -1,11 +1,12 @@
 #pragma once
 
-// (De)serialization shared by LSGDOptions and
-// MLSGDOptions (which have the same LSGD fields), and the loading steps both
-// optimizers add to libtorch's.
+// (De)serialization shared by LSGDOptions and MLSGDOptions (which have the
+// same LSGD fields), and the loading steps every optimizer adds to libtorch's.
 
 #include "api/checks.h"
 #include "optim/group_step.h"
+
+#include <torch_mlsgd/lsadamw.h>
 
 #include <c10/util/Exception.h>
 #include <c10/util/irange.h>
@@ -94,8 +95,25 @@ SavedGroups read_group_options(torch::serialize::InputArchive& archive, size_t e
   return saved;
 }
 
-// Installs the saved hyper-parameters and moves every loaded momentum buffer
-// to its parameter's device and dtype (buffers are read onto the CPU).
+// A loaded state tensor (read onto the CPU) on its parameter's device and dtype.
+inline torch::Tensor on_param(const torch::Tensor& t, const torch::Tensor& p) {
+  return t.defined() ? t.to(p.device(), p.scalar_type()) : t;
+}
+
+// A loaded per-parameter state moved to its parameter: the momentum buffer of
+// LSGD and MLSGD, AdamW's moments.
+template <typename ParamState>
+void move_to_param(ParamState& s, const torch::Tensor& p) {
+  s.momentum_buffer(on_param(s.momentum_buffer(), p));
+}
+
+inline void move_to_param(LSAdamWParamState& s, const torch::Tensor& p) {
+  s.exp_avg(on_param(s.exp_avg(), p));
+  s.exp_avg_sq(on_param(s.exp_avg_sq(), p));
+  s.max_exp_avg_sq(on_param(s.max_exp_avg_sq(), p));
+}
+
+// Installs the saved hyper-parameters and moves every loaded state to its parameter.
 template <typename ParamState>
 void finish_load(std::vector<torch::optim::OptimizerParamGroup>& groups, SavedGroups& saved, StateMap& state) {
   for (const auto i : c10::irange(saved.size())) {
@@ -105,10 +123,7 @@ void finish_load(std::vector<torch::optim::OptimizerParamGroup>& groups, SavedGr
     for (const auto& p : group.params()) {
       auto it = state.find(state_key(p));
       if (it != state.end()) {
-        auto& param_state = static_cast<ParamState&>(*it->second);
-        if (param_state.momentum_buffer().defined()) {
-          param_state.momentum_buffer(param_state.momentum_buffer().to(p.device(), p.scalar_type()));
-        }
+        move_to_param(static_cast<ParamState&>(*it->second), p);
       }
     }
   }

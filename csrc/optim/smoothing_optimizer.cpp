@@ -1,6 +1,7 @@
 // SmoothingOptimizer's members, defined once and instantiated for the
 // optimizers the library ships.
 
+#include <torch_mlsgd/lsadamw.h>
 #include <torch_mlsgd/lsgd.h>
 #include <torch_mlsgd/mlsgd.h>
 #include <torch_mlsgd/smoothing_optimizer.h>
@@ -62,5 +63,6 @@ void SmoothingOptimizer<Derived, Options, ParamState>::load(torch::serialize::In
 
 template class SmoothingOptimizer<LSGD, LSGDOptions, LSGDParamState>;
 template class SmoothingOptimizer<MLSGD, MLSGDOptions, MLSGDParamState>;
+template class SmoothingOptimizer<LSAdamW, LSAdamWOptions, LSAdamWParamState>;
 
 }  // namespace torch_mlsgd

@@ -14,7 +14,7 @@
 
 namespace torch_mlsgd {
 
-/// The base of LSGD and MLSGD. `Derived` names itself in error messages through
+/// The base of LSGD, MLSGD and LSAdamW. `Derived` names itself in error messages through
 /// `Derived::kName`; `Options` and `ParamState` are its per-group options and
 /// per-parameter state. The members are defined once in the library, for the
 /// optimizers it ships (see the `extern template` lines of their headers).

@@ -30,7 +30,7 @@ TensorList smoothed_gradients(const TensorList& grads, const AdamWStepArgs& a) {
     for (const auto& g : grads) {
       flat.push_back(aten::flat(g));
     }
-    const Tensor ring = smooth_op(aten::cat(flat), a.sigma, a.order, a.backend);
+    Tensor ring = smooth_op(aten::cat(flat), a.sigma, a.order, a.backend);
     int64_t offset = 0;
     for (const auto& g : grads) {
       out.push_back(torch::stable::reshape(torch::stable::narrow(ring, 0, offset, g.numel()), g.sizes()));

@@ -1,0 +1,93 @@
+#pragma once
+
+// torch_mlsgd::LSAdamW, a torch::optim::Optimizer for LibTorch training loops.
+
+#include <torch_mlsgd/smoothing_optimizer.h>
+
+#include <torch/arg.h>
+#include <torch/optim/optimizer.h>
+#include <torch/optim/serialize.h>
+#include <torch/serialize/archive.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace torch_mlsgd {
+
+/// Hyper-parameters of LSAdamW, per parameter group, in the style of
+/// torch::optim::AdamWOptions (chainable setters: `LSAdamWOptions(1e-3).sigma(0.5)`).
+struct LSAdamWOptions : public torch::optim::OptimizerCloneableOptions<LSAdamWOptions> {
+  LSAdamWOptions(double lr = 1e-3);  // NOLINT(google-explicit-constructor): as AdamWOptions
+  TORCH_ARG(double, lr) = 1e-3;
+  typedef std::tuple<double, double> betas_t;
+  TORCH_ARG(betas_t, betas) = std::make_tuple(0.9, 0.999);
+  TORCH_ARG(double, eps) = 1e-8;
+  /// Decoupled weight decay, as AdamW's.
+  TORCH_ARG(double, weight_decay) = 1e-2;
+  TORCH_ARG(bool, amsgrad) = false;
+  /// Smoothing strength sigma >= 0; 0 gives plain AdamW.
+  TORCH_ARG(double, sigma) = 1.0;
+  /// Power p >= 1 of the Laplacian.
+  TORCH_ARG(int64_t, order) = 1;
+  TORCH_ARG(bool, maximize) = false;
+  /// "tensor": each gradient is its own ring; "group": a group's gradients,
+  /// concatenated in parameter order, form one ring.
+  TORCH_ARG(std::string, flatten) = "tensor";
+  /// "auto", "fft" or "direct" (see laplacian_smooth).
+  TORCH_ARG(std::string, backend) = "auto";
+
+ public:
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
+  friend bool operator==(const LSAdamWOptions& lhs, const LSAdamWOptions& rhs);
+  ~LSAdamWOptions() override = default;
+  double get_lr() const override;
+  void set_lr(const double lr) override;
+};
+
+/// Raises c10::ValueError naming the first invalid hyper-parameter.
+void check_options(const LSAdamWOptions& options);
+
+/// AdamW's per-parameter state (as torch::optim::AdamWParamState).
+struct LSAdamWParamState : public torch::optim::OptimizerCloneableParamState<LSAdamWParamState> {
+  TORCH_ARG(int64_t, step) = 0;
+  TORCH_ARG(torch::Tensor, exp_avg);
+  TORCH_ARG(torch::Tensor, exp_avg_sq);
+  TORCH_ARG(torch::Tensor, max_exp_avg_sq) = {};
+
+ public:
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
+  friend bool operator==(const LSAdamWParamState& lhs, const LSAdamWParamState& rhs);
+  ~LSAdamWParamState() override = default;
+};
+
+/// AdamW on Laplacian-smoothed gradients. Per parameter w with gradient g, at
+/// its step t:
+///
+///     s = S(g)                 (S: Laplacian smoothing of the flattened gradient;
+///                               -S(g) when maximizing)
+///     w = w * (1 - lr * weight_decay)
+///     m = beta1 * m + (1 - beta1) * s;  v = beta2 * v + (1 - beta2) * s^2
+///     (amsgrad: v = max(v_max, v), kept as v_max)
+///     w = w - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+///
+/// With sigma = 0 this is torch::optim::AdamW to rounding. One call of
+/// mlsgd::lsadamw_step_ per group (on CPU one pass over memory). Parameters
+/// without a gradient are skipped; every group and gradient is checked before
+/// any parameter changes. Save and load with torch::save / torch::load.
+/// Construction, add_param_group and the process group: see SmoothingOptimizer.
+class LSAdamW : public SmoothingOptimizer<LSAdamW, LSAdamWOptions, LSAdamWParamState> {
+ public:
+  static constexpr const char* kName = "LSAdamW";
+  using SmoothingOptimizer::SmoothingOptimizer;
+
+  torch::Tensor step(LossClosure closure = nullptr) override;
+};
+
+extern template class SmoothingOptimizer<LSAdamW, LSAdamWOptions, LSAdamWParamState>;
+
+}  // namespace torch_mlsgd
