@@ -257,6 +257,9 @@ struct AdamWApply {
   scalar_t* exp_avg_sq;
   scalar_t* max_exp_avg_sq;
   __m256d scale, decay, keep1, beta2, keep2, eps, step_size, bias_correction2_sqrt;
+  struct {
+    __m256 scale, decay, keep1, beta2, keep2, eps, step_size, bias_correction2_sqrt;
+  } f;  // the same constants in float32
 
   TORCH_MLSGD_AVX2_INLINE explicit AdamWApply(const AdamWSink<scalar_t>& sink)
       : param(sink.param),
@@ -270,7 +273,9 @@ struct AdamWApply {
         keep2(_mm256_set1_pd(1.0 - sink.update.beta2)),
         eps(_mm256_set1_pd(sink.update.eps)),
         step_size(_mm256_set1_pd(sink.update.step_size)),
-        bias_correction2_sqrt(_mm256_set1_pd(sink.update.bias_correction2_sqrt)) {}
+        bias_correction2_sqrt(_mm256_set1_pd(sink.update.bias_correction2_sqrt)),
+        f{narrow(scale), narrow(decay), narrow(keep1), narrow(beta2),
+          narrow(keep2), narrow(eps),   narrow(step_size), narrow(bias_correction2_sqrt)} {}
 
   TORCH_MLSGD_AVX2_INLINE void step4(__m256d x, __m256d& w, __m256d& m, __m256d& v, __m256d& vmax) const {
     const __m256d s = _mm256_mul_pd(scale, x);
@@ -300,9 +305,35 @@ struct AdamWApply {
     }
     store8(param + j, w);
   }
-  // The float32 pipeline's eight values.
+  // The float32 pipeline's eight values (float64 data never take it).
   TORCH_MLSGD_AVX2_INLINE void operator()(int64_t j, __m256 x) const {
-    (*this)(j, Run8{_mm256_cvtps_pd(_mm256_castps256_ps128(x)), _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1))});
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      apply_float(j, x);
+    } else {
+      (*this)(j, Run8{_mm256_cvtps_pd(_mm256_castps256_ps128(x)), _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1))});
+    }
+  }
+  // float32 data in float32 arithmetic, as torch's fused CPU AdamW computes them:
+  // eight lanes per vector and a float square root and division, which bound the
+  // step's speed in float64.
+  TORCH_MLSGD_AVX2_INLINE void apply_float(int64_t j, __m256 x) const {
+    const __m256 s = _mm256_mul_ps(f.scale, x);
+    const __m256 w = _mm256_mul_ps(_mm256_loadu_ps(param + j), f.decay);
+    __m256 m = _mm256_loadu_ps(exp_avg + j);
+    m = _mm256_fmadd_ps(f.keep1, _mm256_sub_ps(s, m), m);
+    __m256 v = _mm256_loadu_ps(exp_avg_sq + j);
+    v = _mm256_add_ps(_mm256_mul_ps(f.beta2, v), _mm256_mul_ps(_mm256_mul_ps(f.keep2, s), s));
+    _mm256_storeu_ps(exp_avg + j, m);
+    _mm256_storeu_ps(exp_avg_sq + j, v);
+    if (kAmsgrad) {
+      v = _mm256_max_ps(_mm256_loadu_ps(max_exp_avg_sq + j), v);
+      _mm256_storeu_ps(max_exp_avg_sq + j, v);
+    }
+    const __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(v), f.bias_correction2_sqrt), f.eps);
+    _mm256_storeu_ps(param + j, _mm256_fnmadd_ps(f.step_size, _mm256_div_ps(m, denom), w));
+  }
+  static TORCH_MLSGD_AVX2_INLINE __m256 narrow(__m256d c) {  // a broadcast constant in float32
+    return _mm256_set1_ps(static_cast<float>(_mm256_cvtsd_f64(c)));
   }
   TORCH_MLSGD_AVX2_INLINE void prefetch(int64_t j) const {
     prefetch_line(param + j);
