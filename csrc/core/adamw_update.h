@@ -31,13 +31,8 @@ struct AdamWUpdate {
 
   // The update of a tensor at step t >= 1 (the count after this step's increment).
   static AdamWUpdate at_step(double lr, double beta1, double beta2, double eps, double weight_decay, double t) {
-    return AdamWUpdate{lr,
-                       beta1,
-                       beta2,
-                       eps,
-                       weight_decay,
-                       lr / (1.0 - std::pow(beta1, t)),
-                       std::sqrt(1.0 - std::pow(beta2, t))};
+    return AdamWUpdate{
+        lr, beta1, beta2, eps, weight_decay, lr / (1.0 - std::pow(beta1, t)), std::sqrt(1.0 - std::pow(beta2, t))};
   }
 
   // The update over a run: param[i] and the moments from scale * smoothed[i].

@@ -29,8 +29,8 @@ AdamWStepArgs check_lsadamw_step_args(const TensorList& params, const TensorList
   check(grads.size() == n && exp_avgs.size() == n && exp_avg_sqs.size() == n && state_steps.size() == n,
         "lsadamw_step_: got ", n, " parameters, ", grads.size(), " gradients, ", exp_avgs.size(), " exp_avgs, ",
         exp_avg_sqs.size(), " exp_avg_sqs and ", state_steps.size(), " state_steps; one of each per parameter");
-  check(max_exp_avg_sqs.size() == (amsgrad ? n : 0), "lsadamw_step_: amsgrad=", amsgrad ? "True" : "False",
-        " needs ", amsgrad ? n : 0, " max_exp_avg_sqs; got ", max_exp_avg_sqs.size());
+  check(max_exp_avg_sqs.size() == (amsgrad ? n : 0), "lsadamw_step_: amsgrad=", amsgrad ? "True" : "False", " needs ",
+        amsgrad ? n : 0, " max_exp_avg_sqs; got ", max_exp_avg_sqs.size());
   for (size_t i = 0; i < n; ++i) {
     const torch::stable::Device device = params[0].device();
     check_smoothable(grads[i], "gradient");
@@ -55,8 +55,8 @@ AdamWStepArgs check_lsadamw_step_args(const TensorList& params, const TensorList
             grads[0].scalar_type(), " and ", grads[i].scalar_type());
     }
   }
-  return AdamWStepArgs{lr, beta1, beta2, weight_decay, eps, amsgrad, maximize, sigma, order, flatten == "group",
-                       backend};
+  return AdamWStepArgs{lr,       beta1, beta2, weight_decay,       eps,    amsgrad,
+                       maximize, sigma, order, flatten == "group", backend};
 }
 
 void run_adamw_step(const AdamWStepTensors& t, const AdamWStepArgs& args,

@@ -65,8 +65,8 @@ void group_step(optim_detail::StateMap& state, const std::vector<torch::Tensor>&
     at::AutoDispatchBelowADInplaceOrView guard;
     const auto [beta1, beta2] = o.betas();
     step_op().call(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps,
-                   torch::scalar_tensor(o.lr(), torch::kFloat64), beta1, beta2, o.weight_decay(), o.eps(),
-                   o.amsgrad(), o.maximize(), o.sigma(), o.order(), o.flatten(), o.backend());
+                   torch::scalar_tensor(o.lr(), torch::kFloat64), beta1, beta2, o.weight_decay(), o.eps(), o.amsgrad(),
+                   o.maximize(), o.sigma(), o.order(), o.flatten(), o.backend());
   }
   for (size_t i = 0; i < params.size(); ++i) {
     torch::autograd::impl::bump_version(params[i]);
@@ -127,8 +127,8 @@ double LSAdamWOptions::get_lr() const { return lr(); }
 void LSAdamWOptions::set_lr(const double lr) { this->lr(lr); }
 
 void check_options(const LSAdamWOptions& o) {
-  api::check_value(core::adamw_error(o.lr(), std::get<0>(o.betas()), std::get<1>(o.betas()), o.eps(),
-                                     o.weight_decay(), o.sigma(), o.order(), o.flatten(), o.backend()));
+  api::check_value(core::adamw_error(o.lr(), std::get<0>(o.betas()), std::get<1>(o.betas()), o.eps(), o.weight_decay(),
+                                     o.sigma(), o.order(), o.flatten(), o.backend()));
 }
 
 void LSAdamWParamState::serialize(torch::serialize::OutputArchive& archive) const {

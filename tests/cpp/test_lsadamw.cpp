@@ -116,8 +116,8 @@ TEST(LSAdamW, AGroupTheDirectRouteRefusesChangesNothing) {
   auto params = make_params();
   std::vector<torch::optim::OptimizerParamGroup> groups{
       torch::optim::OptimizerParamGroup({params[0]}),
-      torch::optim::OptimizerParamGroup({params[1]},
-                                        std::make_unique<LSAdamWOptions>(LSAdamWOptions().order(100).backend("direct")))};
+      torch::optim::OptimizerParamGroup(
+          {params[1]}, std::make_unique<LSAdamWOptions>(LSAdamWOptions().order(100).backend("direct")))};
   LSAdamW optimizer(groups, LSAdamWOptions().backend("direct"));
   const auto before = copies_of(params, torch::kDouble);
   set_gradients(params);

@@ -31,11 +31,10 @@ void fused_step(const AdamWStepTensors& t, const AdamWStepArgs& a) {
     }
     updates.push_back(core::AdamWUpdate::at_step(a.lr, a.beta1, a.beta2, a.eps, a.weight_decay, t.steps[i]));
   }
-  smooth_into_sinks<scalar_t>(t.grads, a.sigma, a.order, a.group_ring, a.backend, a.maximize ? -1.0 : 1.0,
-                              [&](size_t i, double scale) {
-                                return AdamWSink<scalar_t>{updates[i],    param[i],          exp_avg[i],
-                                                           exp_avg_sq[i], max_exp_avg_sq[i], scale};
-                              });
+  smooth_into_sinks<scalar_t>(
+      t.grads, a.sigma, a.order, a.group_ring, a.backend, a.maximize ? -1.0 : 1.0, [&](size_t i, double scale) {
+        return AdamWSink<scalar_t>{updates[i], param[i], exp_avg[i], exp_avg_sq[i], max_exp_avg_sq[i], scale};
+      });
 }
 
 void fused_step_cpu(const AdamWStepTensors& t, const AdamWStepArgs& args) {
@@ -55,8 +54,10 @@ void lsadamw_step_cpu(TensorList params, TensorList grads, TensorList exp_avgs, 
                      std::move(exp_avg_sqs), std::move(max_exp_avg_sqs), {}};
   for (size_t i = 0; i < state_steps.size(); ++i) {
     t.steps.push_back(step_value(state_steps[i]));
-    check(t.steps.back() >= 1.0, "lsadamw_step_: state_steps hold the count with this step included (>= 1); "
-          "parameter ", i, " has ", t.steps.back());
+    check(t.steps.back() >= 1.0,
+          "lsadamw_step_: state_steps hold the count with this step included (>= 1); "
+          "parameter ",
+          i, " has ", t.steps.back());
   }
   run_adamw_step(t, args, fused_step_cpu);
 }

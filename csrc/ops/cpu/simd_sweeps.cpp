@@ -274,7 +274,7 @@ struct AdamWApply {
         eps(_mm256_set1_pd(sink.update.eps)),
         step_size(_mm256_set1_pd(sink.update.step_size)),
         bias_correction2_sqrt(_mm256_set1_pd(sink.update.bias_correction2_sqrt)),
-        f{narrow(scale), narrow(decay), narrow(keep1), narrow(beta2),
+        f{narrow(scale), narrow(decay), narrow(keep1),     narrow(beta2),
           narrow(keep2), narrow(eps),   narrow(step_size), narrow(bias_correction2_sqrt)} {}
 
   TORCH_MLSGD_AVX2_INLINE void step4(__m256d x, __m256d& w, __m256d& m, __m256d& v, __m256d& vmax) const {
