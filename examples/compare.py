@@ -22,7 +22,7 @@ import sys
 import time
 
 from common import fashion_mnist, progress
-from common.training import NAMES, OPTIMIZERS, mean_std, train_classifier
+from common.training import NAMES, OPTIMIZERS, SGD_FAMILY, mean_std, train_classifier
 
 import torch
 
@@ -125,7 +125,7 @@ def plot(runs, optimizers, args, path):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS), help="comma-separated: sgd,lsgd,mlsgd")
+    parser.add_argument("--optimizers", default=",".join(SGD_FAMILY), help=f"comma-separated: {','.join(OPTIMIZERS)}")
     parser.add_argument("--model", choices=("lenet", "mlp"), default="lenet")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)

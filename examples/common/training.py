@@ -21,14 +21,22 @@ import torch.nn.functional as F
 
 import torch_mlsgd
 
-OPTIMIZERS = ("sgd", "lsgd", "mlsgd")
-NAMES = {"sgd": "SGD", "lsgd": "LSGD", "mlsgd": "MLSGD"}
+SGD_FAMILY = ("sgd", "lsgd", "mlsgd")  # the examples' default comparison
+ADAMW_FAMILY = ("adamw", "lsadamw")
+OPTIMIZERS = SGD_FAMILY + ADAMW_FAMILY
+NAMES = {"sgd": "SGD", "lsgd": "LSGD", "mlsgd": "MLSGD", "adamw": "AdamW", "lsadamw": "LSAdamW"}
 
 Batch = Tuple[torch.Tensor, torch.Tensor]
 
 
 def make_optimizer(name: str, params, args: argparse.Namespace) -> torch.optim.Optimizer:
-    """SGD, LSGD or MLSGD with ``args``' lr, momentum, weight_decay, sigma and mlsgd_seed."""
+    """SGD, LSGD or MLSGD with ``args``' lr, momentum, weight_decay, sigma and mlsgd_seed;
+    AdamW or LSAdamW with its lr, weight_decay (decoupled) and sigma, the other arguments
+    at their defaults."""
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    if name == "lsadamw":
+        return torch_mlsgd.LSAdamW(params, lr=args.lr, weight_decay=args.weight_decay, sigma=args.sigma)
     shared = dict(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     if name == "sgd":
         return torch.optim.SGD(params, **shared)

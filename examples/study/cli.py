@@ -12,7 +12,7 @@ import time
 from typing import Callable, Dict, List, Tuple
 
 from common import fashion_mnist, lm_training
-from common.training import OPTIMIZERS
+from common.training import OPTIMIZERS, SGD_FAMILY
 
 import torch
 
@@ -36,25 +36,31 @@ CURVE_EVERY = {"small-batch": 100}
 #: Per regime, the small default and the --full study size. Explicit flags win over both.
 SIZES = {
     "full": dict(
-        small=dict(train_size=8192, val_size=1000, epochs=1, batch_size=128, lrs=log_grid(3e-3, 3, 4)),
-        full=dict(train_size=0, val_size=0, epochs=3, batch_size=128, lrs=log_grid(3e-3, 0.3, 5)),
+        small=dict(train_size=8192, val_size=1000, epochs=1, batch_size=128, lrs=log_grid(3e-3, 3, 4),
+                   adam_lrs=log_grid(3e-4, 3e-2, 4)),
+        full=dict(train_size=0, val_size=0, epochs=3, batch_size=128, lrs=log_grid(3e-3, 0.3, 5),
+                  adam_lrs=log_grid(3e-4, 3e-2, 5)),
     ),
     "small-batch": dict(
-        small=dict(train_size=1200, val_size=1000, epochs=1, batch_size=4, lrs=log_grid(3e-4, 0.3, 4)),
-        full=dict(train_size=6000, val_size=0, epochs=2, batch_size=4, lrs=log_grid(1e-3, 0.1, 5)),
+        small=dict(train_size=1200, val_size=1000, epochs=1, batch_size=4, lrs=log_grid(3e-4, 0.3, 4),
+                   adam_lrs=log_grid(1e-4, 1e-2, 4)),
+        full=dict(train_size=6000, val_size=0, epochs=2, batch_size=4, lrs=log_grid(1e-3, 0.1, 5),
+                  adam_lrs=log_grid(1e-4, 1e-2, 5)),
     ),
     "dp": dict(
-        small=dict(train_size=2048, val_size=1000, epochs=1, batch_size=128, lrs=log_grid(1e-2, 10, 4)),
-        full=dict(train_size=20000, val_size=0, epochs=2, batch_size=256, lrs=log_grid(0.01, 10, 7)),
+        small=dict(train_size=2048, val_size=1000, epochs=1, batch_size=128, lrs=log_grid(1e-2, 10, 4),
+                   adam_lrs=log_grid(1e-3, 1e-1, 4)),
+        full=dict(train_size=20000, val_size=0, epochs=2, batch_size=256, lrs=log_grid(0.01, 10, 7),
+                  adam_lrs=log_grid(1e-3, 1e-1, 7)),
     ),
     "charlm": dict(
-        small=dict(lm_training.SMALL, lrs=log_grid(1e-2, 10, 4)),
-        full=dict(lm_training.FULL, chars=300_000, lrs=log_grid(1e-2, 1, 5)),
+        small=dict(lm_training.SMALL, lrs=log_grid(1e-2, 10, 4), adam_lrs=log_grid(1e-3, 1e-1, 4)),
+        full=dict(lm_training.FULL, chars=300_000, lrs=log_grid(1e-2, 1, 5), adam_lrs=log_grid(1e-3, 3e-2, 5)),
     ),
 }
 SECOND_AXES = dict(
-    small=dict(sgd_momenta=[0.9], sigmas=[1.0], seeds=[0, 1]),
-    full=dict(sgd_momenta=[0.0, 0.5, 0.9], sigmas=[0.5, 1.0, 2.0], seeds=[0, 1, 2]),
+    small=dict(sgd_momenta=[0.9], sigmas=[1.0], weight_decays=[0.01], seeds=[0, 1]),
+    full=dict(sgd_momenta=[0.0, 0.5, 0.9], sigmas=[0.5, 1.0, 2.0], weight_decays=[0.0, 0.01, 0.1], seeds=[0, 1, 2]),
 )
 
 
@@ -68,11 +74,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--regime", default="full", help=f"comma-separated: {', '.join(REGIMES)}, or all")
     parser.add_argument("--full", action="store_true", help="the real study sizes instead of the small defaults")
-    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
+    parser.add_argument("--optimizers", default=",".join(SGD_FAMILY), help=f"comma-separated: {', '.join(OPTIMIZERS)}")
     parser.add_argument("--lrs", type=floats, help="learning rates of every grid (default: per regime)")
     parser.add_argument("--sgd-momenta", type=floats, help="SGD's second axis (default 0.9; --full 0,0.5,0.9)")
     parser.add_argument("--sigmas", type=floats, help="LSGD/MLSGD's second axis (default 1; --full 0.5,1,2)")
     parser.add_argument("--momentum", type=float, default=0.9, help="LSGD/MLSGD's momentum")
+    parser.add_argument("--adam-lrs", type=floats, help="AdamW/LSAdamW's learning rates (default: per regime)")
+    parser.add_argument(
+        "--weight-decays", type=floats, help="AdamW's second axis (default 0.01; --full 0,0.01,0.1); LSAdamW's is sigma"
+    )
     parser.add_argument(
         "--select-by",
         choices=("loss", "accuracy"),
@@ -126,8 +136,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     for key, value in SECOND_AXES[size].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if len(args.sgd_momenta) != len(args.sigmas):
+    if "sgd" in args.optimizers and len(args.sgd_momenta) != len(args.sigmas):
         parser.error("equal budgets: give as many --sgd-momenta as --sigmas")
+    if "adamw" in args.optimizers and len(args.weight_decays) != len(args.sigmas):
+        parser.error("equal budgets: give as many --weight-decays as --sigmas")
     if not args.seeds or args.tune_seed in args.seeds:
         parser.error("need at least one reporting seed, none of them the tuning seed")
     if args.select_by == "accuracy" and "charlm" in args.regimes:
@@ -138,7 +150,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def regime_sizes(args: argparse.Namespace, regime: str) -> Dict:
     """The regime's size table (small or --full) with the explicit flags applied."""
     sizes = dict(SIZES[regime]["full" if args.full else "small"])
-    for key in ("epochs", "batch_size", "train_size", "val_size", "lrs"):
+    for key in ("epochs", "batch_size", "train_size", "val_size", "lrs", "adam_lrs"):
         if getattr(args, key, None) is not None and key in sizes:
             sizes[key] = getattr(args, key)
     for key in ("chars", "d_model", "layers", "heads", "context", "eval_windows"):
@@ -160,7 +172,8 @@ def build_regimes(args: argparse.Namespace, log: Callable[[str], None]) -> List[
         return fashion[key]
 
     def space(sizes: Dict) -> Space:
-        return make_space(sizes["lrs"], args.sgd_momenta, args.sigmas, args.momentum, args.optimizers)
+        return make_space(sizes["lrs"], args.sgd_momenta, args.sigmas, args.momentum, args.optimizers,
+                          adam_lrs=sizes["adam_lrs"], weight_decays=args.weight_decays)
 
     for name in args.regimes:
         sizes = regime_sizes(args, name)
@@ -197,7 +210,7 @@ def build_regimes(args: argparse.Namespace, log: Callable[[str], None]) -> List[
                 momentum=None,
                 sigma=None,
                 mlsgd_seed=0,
-                **{k: v for k, v in sizes.items() if k != "lrs"},
+                **{k: v for k, v in sizes.items() if k not in ("lrs", "adam_lrs")},
             )
             built.append((CharLMRegime(base), space(sizes)))
     for regime, _ in built:

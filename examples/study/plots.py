@@ -16,13 +16,13 @@ def plot(results: Sequence[Dict], out: str) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    colors = dict(sgd="C0", lsgd="C1", mlsgd="C2")
+    colors = dict(sgd="C0", lsgd="C1", mlsgd="C2", adamw="C3", lsadamw="C4")
     columns = len(results)
     fig, axes = plt.subplots(1, columns, figsize=(4.6 * columns, 4), squeeze=False)
     for ax, result in zip(axes[0], results):
         chance = math.log(VOCAB) if result["regime"].startswith("charlm") else math.log(10)
         for name, trials in result["trials"].items():
-            second = "momentum" if name == "sgd" else "sigma"
+            second = dict(sgd="momentum", adamw="weight_decay").get(name, "sigma")
             values = sorted({t["config"][second] for t in trials})
             for i, value in enumerate(values):
                 mine = sorted((t for t in trials if t["config"][second] == value), key=lambda t: t["config"]["lr"])
@@ -43,7 +43,7 @@ def plot(results: Sequence[Dict], out: str) -> None:
                     color=colors[row["optimizer"]],
                     alpha=0.6,
                     lw=2,
-                    ls=dict(sgd="-", lsgd="--", mlsgd=":")[row["optimizer"]],
+                    ls=dict(sgd="-", lsgd="--", mlsgd=":", adamw="-.", lsadamw=(0, (5, 1)))[row["optimizer"]],
                 )
         ax.axhline(chance, color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")

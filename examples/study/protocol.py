@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from common.training import OPTIMIZERS
+from common.training import SGD_FAMILY
 
 Config = Dict[str, float]
 Space = Dict[str, List[Config]]
@@ -33,21 +33,36 @@ def make_space(
     sgd_momenta: Sequence[float],
     sigmas: Sequence[float],
     momentum: float,
-    optimizers: Sequence[str] = OPTIMIZERS,
+    optimizers: Sequence[str] = SGD_FAMILY,
+    adam_lrs: Sequence[float] = (),
+    weight_decays: Sequence[float] = (),
+    adam_weight_decay: float = 1e-2,
 ) -> Space:
-    """Every optimizer's grid: ``lrs`` times its second axis, the same number of trials each.
+    """Every optimizer's grid: its learning rates times its second axis, the same number of
+    trials each.
 
-    SGD's second axis is its momentum; LSGD's and MLSGD's is sigma (at ``momentum``). The
-    two axes must have the same length, so that no optimizer gets more trials than another.
+    SGD's second axis is its momentum; LSGD's and MLSGD's is sigma (at ``momentum``), over
+    ``lrs``. AdamW's is its weight decay, LSAdamW's sigma (at ``adam_weight_decay``, AdamW's
+    default), over ``adam_lrs`` (Adam's rates live on another scale). Every second axis must
+    have the length of ``sigmas`` and ``adam_lrs`` that of ``lrs``, so that no optimizer
+    gets more trials than another.
     """
     if not lrs:
         raise ValueError("need at least one learning rate")
-    if len(sgd_momenta) != len(sigmas):
+    if "sgd" in optimizers and len(sgd_momenta) != len(sigmas):
         raise ValueError(f"equal budgets need as many SGD momenta ({len(sgd_momenta)}) as sigmas ({len(sigmas)})")
+    if "adamw" in optimizers and len(weight_decays) != len(sigmas):
+        raise ValueError(f"equal budgets need as many AdamW weight decays ({len(weight_decays)}) as sigmas "
+                         f"({len(sigmas)})")
     space: Space = {}
     for name in optimizers:
         if name == "sgd":
             space[name] = [dict(lr=float(lr), momentum=float(m)) for m in sgd_momenta for lr in lrs]
+        elif name == "adamw":
+            space[name] = [dict(lr=float(lr), weight_decay=float(w)) for w in weight_decays for lr in adam_lrs]
+        elif name == "lsadamw":
+            space[name] = [dict(lr=float(lr), weight_decay=float(adam_weight_decay), sigma=float(s))
+                           for s in sigmas for lr in adam_lrs]
         else:
             space[name] = [dict(lr=float(lr), momentum=float(momentum), sigma=float(s)) for s in sigmas for lr in lrs]
     check_equal_budget(space)

@@ -48,7 +48,8 @@ def trial_args(base: argparse.Namespace, config: Config, seed: int) -> argparse.
     """``base`` with one trial's hyper-parameters (what common.training.make_optimizer reads)."""
     args = copy.copy(base)
     args.lr = config["lr"]
-    args.momentum = config["momentum"]
+    args.momentum = config.get("momentum", 0.0)  # (AdamW's configurations have none)
+    args.weight_decay = config.get("weight_decay", base.weight_decay)
     args.sigma = config.get("sigma", 1.0)
     args.mlsgd_seed = seed  # MLSGD's sigma draws vary with the seed, like everything else
     return args

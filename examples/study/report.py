@@ -106,8 +106,8 @@ def format_verdict(results: Sequence[Dict]) -> str:
 def write_csvs(results: Sequence[Dict], out: str) -> None:
     with open(os.path.join(out, "trials.csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["regime", "optimizer", "lr", "momentum", "sigma", "val_loss", "val_accuracy", "status",
-                         "seconds_per_epoch"])
+        writer.writerow(["regime", "optimizer", "lr", "momentum", "sigma", "weight_decay", "val_loss",
+                         "val_accuracy", "status", "seconds_per_epoch"])
         for result in results:
             for name, trials in result["trials"].items():
                 for t in trials:
@@ -116,8 +116,9 @@ def write_csvs(results: Sequence[Dict], out: str) -> None:
                             result["regime"],
                             NAMES[name],
                             t["config"]["lr"],
-                            t["config"]["momentum"],
+                            t["config"].get("momentum", ""),
                             t["config"].get("sigma", ""),
+                            t["config"].get("weight_decay", ""),
                             f"{t['val_loss']:.6f}",
                             "" if t["val_accuracy"] is None else f"{t['val_accuracy']:.6f}",
                             t["status"],
@@ -126,8 +127,8 @@ def write_csvs(results: Sequence[Dict], out: str) -> None:
                     )
     with open(os.path.join(out, "finals.csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["regime", "optimizer", "lr", "momentum", "sigma", "seed", "epoch", "train_loss", "test_loss",
-                         "test_accuracy", "seconds", "step_ms", "epsilon"])
+        writer.writerow(["regime", "optimizer", "lr", "momentum", "sigma", "weight_decay", "seed", "epoch",
+                         "train_loss", "test_loss", "test_accuracy", "seconds", "step_ms", "epsilon"])
         for result in results:
             for name, runs in result["finals"].items():
                 config = next(r["config"] for r in result["summary"] if r["optimizer"] == name)
@@ -138,8 +139,9 @@ def write_csvs(results: Sequence[Dict], out: str) -> None:
                                 result["regime"],
                                 NAMES[name],
                                 config["lr"],
-                                config["momentum"],
+                                config.get("momentum", ""),
                                 config.get("sigma", ""),
+                                config.get("weight_decay", ""),
                                 run["seed"],
                                 e["epoch"],
                                 f"{e['train_loss']:.6f}",

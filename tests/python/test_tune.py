@@ -81,12 +81,17 @@ def test_every_optimizer_gets_the_same_number_of_trials(axes):
     second = cli.SECOND_AXES[axes]
     for regime in cli.REGIMES:
         lrs = cli.SIZES[regime][axes]["lrs"]
-        space = protocol.make_space(lrs, second["sgd_momenta"], second["sigmas"], 0.9)
+        adam_lrs = cli.SIZES[regime][axes]["adam_lrs"]
+        space = protocol.make_space(lrs, second["sgd_momenta"], second["sigmas"], 0.9, training.OPTIMIZERS,
+                                    adam_lrs=adam_lrs, weight_decays=second["weight_decays"])
         counts = {name: len(configs) for name, configs in space.items()}
         assert set(counts) == set(training.OPTIMIZERS)
         assert set(counts.values()) == {len(lrs) * len(second["sigmas"])}
         # Wide, log-spaced learning-rate grids: at least a factor 100 end to end.
-        assert lrs == sorted(lrs) and lrs[-1] / lrs[0] >= 100
+        for grid in (lrs, adam_lrs):
+            assert grid == sorted(grid) and grid[-1] / grid[0] >= 30
+        assert {c["weight_decay"] for c in space["adamw"]} == set(second["weight_decays"])
+        assert {(c["weight_decay"], c["sigma"]) for c in space["lsadamw"]} == {(0.01, s) for s in second["sigmas"]}
 
 
 def test_unequal_budgets_are_refused():
@@ -94,8 +99,13 @@ def test_unequal_budgets_are_refused():
         protocol.make_space([0.1, 1.0], [0.0, 0.9], [1.0], 0.9)
     with pytest.raises(ValueError, match="unequal"):
         protocol.check_equal_budget({"sgd": [{}, {}], "lsgd": [{}]})
+    with pytest.raises(ValueError, match="AdamW weight decays"):
+        protocol.make_space([0.1], [0.9], [1.0, 2.0], 0.9, ["adamw", "lsadamw"], adam_lrs=[1e-3],
+                            weight_decays=[0.01])
     with pytest.raises(SystemExit):
         cli.parse_args(["--sgd-momenta", "0,0.9", "--sigmas", "1"])
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--optimizers", "adamw,lsadamw", "--weight-decays", "0,0.1", "--sigmas", "1"])
     with pytest.raises(SystemExit):  # a reported seed may not be the tuning seed
         cli.parse_args(["--seeds", str(cli.TUNE_SEED)])
 
@@ -295,6 +305,19 @@ def test_tiny_charlm_study_end_to_end(tmp_path):
     assert (out / "sensitivity.png").stat().st_size > 5_000 and (out / "curves.png").stat().st_size > 5_000
 
 
+def test_tiny_adamw_study_tunes_weight_decay_against_sigma(tmp_path):
+    out = tmp_path / "tune"
+    results = cli.main(TINY_CHARLM + ["--out", str(out), "--optimizers", "adamw,lsadamw", "--adam-lrs", "1e-3,1e-2",
+                                      "--weight-decays", "0,0.1", "--sigmas", "0.1,1", "--no-plots"])
+    trials = results[0]["trials"]
+    assert {name: len(t) for name, t in trials.items()} == {"adamw": 4, "lsadamw": 4}
+    assert {t["config"]["weight_decay"] for t in trials["adamw"]} == {0.0, 0.1}
+    assert {t["config"]["sigma"] for t in trials["lsadamw"]} == {0.1, 1.0}
+    with open(out / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["optimizer"] for r in rows} == {"AdamW", "LSAdamW"} and all(r["weight_decay"] for r in rows)
+
+
 def test_a_diverging_trial_is_recorded_and_never_picked(tmp_path):
     # SGD at lr 30 takes the tiny LM's loss to nan within the first epoch (as measured).
     results = cli.main(
@@ -410,7 +433,7 @@ def test_demo_retrains_the_committed_studys_validation_picks_and_scores_them_on_
     )
     result = demo.study_picks(study_dir)
     picks = {row["optimizer"]: row["config"] for row in result["summary"]}
-    assert set(picks) == set(training.OPTIMIZERS)
+    assert set(picks) == set(training.SGD_FAMILY)
     calls = []
 
     class Recording:
