@@ -270,9 +270,10 @@ def _presmoothed(params: List[Tensor], grads: List[Tensor], sigma: float, order:
     sharded = presmooth_sharded(params, grads, [sigma] * len(params), order, flatten, process_group,
                                 check_finite=False)
     whole = [i for i in range(len(params)) if i not in sharded]  # every rank holds these whole
-    smoothed = _smoothed([local_shard(grads[i]) for i in whole], sigma, order, flatten, backend, maximize=False)
     local = dict(sharded)
-    local.update(zip(whole, smoothed))
+    if whole:
+        local.update(zip(whole, _smoothed([local_shard(grads[i]) for i in whole], sigma, order, flatten, backend,
+                                          maximize=False)))
     return [like_param(local[i], p) for i, p in enumerate(params)]
 
 

@@ -38,6 +38,8 @@ def make_optimizer(name, params, process_group=None):
     if name == "lsgd":
         return torch_mlsgd.LSGD(params, lr=0.1, sigma=1.0, momentum=0.9, process_group=process_group,
                                 flatten="group" if process_group is not None else "tensor")
+    if name == "lsadamw":
+        return torch_mlsgd.LSAdamW(params, lr=0.01, sigma=1.0, process_group=process_group, flatten=flatten)
     return torch_mlsgd.MLSGD(params, lr=0.1, sigma=1.0, momentum=0.9, seed=3, process_group=process_group,
                              flatten="group" if process_group is not None else "tensor")
 
@@ -135,6 +137,8 @@ def make_engine_optimizer(name, params, flatten="tensor"):
         optimizer = torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=1e-3)
         torch_mlsgd.register_smoothing(optimizer, 1.0, flatten=flatten)
         return optimizer
+    if name == "lsadamw":
+        return torch_mlsgd.LSAdamW(params, lr=0.01, sigma=1.0, weight_decay=1e-3, flatten=flatten)
     kwargs = dict(lr=0.05, sigma=1.0, momentum=0.9, weight_decay=1e-3, flatten=flatten)
     if name == "lsgd":
         return torch_mlsgd.LSGD(params, **kwargs)
@@ -185,7 +189,8 @@ def _full(params):
     return [p.full_tensor().detach().clone() if hasattr(p, "full_tensor") else p.detach().clone() for p in params]
 
 
-ENGINE_CONFIGS = [(name, flatten) for name in ("lsgd", "mlsgd", "sgd+smoothing") for flatten in ("tensor", "group")]
+ENGINE_CONFIGS = [(name, flatten) for name in ("lsgd", "mlsgd", "sgd+smoothing", "lsadamw")
+                  for flatten in ("tensor", "group")]
 
 
 def fsdp2_worker(rank, world, init_file, out):
@@ -198,7 +203,8 @@ def fsdp2_worker(rank, world, init_file, out):
         optimizer = make_engine_optimizer(name, model.parameters(), flatten)
         with torch_mlsgd.distributed.count_communication() as count:
             _train_engine(model, optimizer, 0, FSDP_STEPS, rank, world)  # FSDP averages the gradients
-        state_types = sorted({type(s["momentum_buffer"]).__name__ for s in optimizer.state.values()})
+        state_types = sorted({type(s["momentum_buffer" if "momentum_buffer" in s else "exp_avg"]).__name__
+                              for s in optimizer.state.values()})
         results[name, flatten] = {"params": _full(model.parameters()), "calls": count.calls,
                                   "received": count.received, "state_types": state_types}
     _finish(results, rank, out)

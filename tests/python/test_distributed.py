@@ -23,7 +23,7 @@ def spawn(fn, world, tmp_path, *args):
 
 
 @pytest.mark.parametrize("world", [2, 4])
-@pytest.mark.parametrize("name", ["lsgd", "mlsgd", "sgd+smoothing"])
+@pytest.mark.parametrize("name", ["lsgd", "mlsgd", "sgd+smoothing", "lsadamw"])
 def test_ddp_ranks_agree_with_each_other_and_with_one_process(tmp_path, world, name):
     results = spawn(workers.ddp_worker, world, tmp_path, name)
     for other in results[1:]:
@@ -51,7 +51,7 @@ def test_sharded_smoothing_equals_one_process(tmp_path, world, lengths, sigma, o
     torch.testing.assert_close(torch.cat(pieces).double(), expected, rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("name", ["lsgd", "mlsgd", "sgd+smoothing"])
+@pytest.mark.parametrize("name", ["lsgd", "mlsgd", "sgd+smoothing", "lsadamw"])
 def test_optimizer_with_process_group_smooths_the_global_ring(tmp_path, name):
     lengths = [3000, 5000, 4000]
     pieces = spawn(workers.sharded_optimizer_worker, 3, tmp_path, name, lengths)
