@@ -1,4 +1,4 @@
-"""LSGD and MLSGD inside the training frameworks users plug optimizers into, each through its
+"""LSGD, MLSGD and LSAdamW inside the training frameworks users plug optimizers into, each through its
 own optimizer path and its own checkpoint/resume: Hugging Face ``transformers.Trainer``
 (``optimizers=`` and ``optimizer_cls_and_kwargs=``), Lightning ``Trainer.fit``
 (``configure_optimizers``, ``ModelCheckpoint`` and ``ckpt_path``, in 32-bit, bf16-mixed,
@@ -54,7 +54,10 @@ OPTIMIZERS = [
     pytest.param("MLSGD", True, id="MLSGD-fused"),
     pytest.param("LSGD", False, id="LSGD-unfused"),
     pytest.param("MLSGD", False, id="MLSGD-unfused"),
+    pytest.param("LSAdamW", None, id="LSAdamW"),
+    pytest.param("LSAdamW", False, id="LSAdamW-unfused"),
 ]
+ADAMW_HPARAMS = dict(lr=1e-3, weight_decay=1e-2, sigma=1.0)
 
 pytestmark = [
     # Lightning's notices, not about this code: the interrupted run's checkpoint folder is
@@ -64,9 +67,14 @@ pytestmark = [
 ]
 
 
+def hparams(name):
+    """The hyper-parameters the frameworks are given for the optimizer under test."""
+    return ADAMW_HPARAMS if name == "LSAdamW" else HPARAMS
+
+
 def optimizer_kwargs(name, fused):
     """The keyword arguments of the optimizer under test (MLSGD's include its seed)."""
-    kwargs = dict(HPARAMS, fused=fused)
+    kwargs = dict(hparams(name), fused=fused)
     if name == "MLSGD":
         kwargs["seed"] = SEED
     return kwargs
@@ -101,6 +109,9 @@ def assert_same_run(resumed_model, resumed_optimizer, model, optimizer, name, st
     assert_identical(resumed_optimizer.state_dict(), optimizer.state_dict(), "optimizer")
     assert type(optimizer) is getattr(torch_mlsgd, name)
     state = list(optimizer.state.values())
+    if name == "LSAdamW":  # AdamW's state, its counts as torch keeps them
+        assert state and all("exp_avg" in s and float(s["step"]) == steps for s in state)
+        return
     assert state and all("momentum_buffer" in s for s in state)
     if name == "MLSGD":
         assert all(s["step"].dtype == torch.int64 and int(s["step"]) == steps for s in state)
@@ -117,7 +128,7 @@ class StepCount:
         return self
 
     def hook(self, optimizer, args, kwargs):
-        self.steps += isinstance(optimizer, (torch_mlsgd.LSGD, torch_mlsgd.MLSGD))
+        self.steps += isinstance(optimizer, (torch_mlsgd.LSGD, torch_mlsgd.MLSGD, torch_mlsgd.LSAdamW))
 
     def __exit__(self, *exc):
         self.handle.remove()
@@ -177,7 +188,8 @@ def hf_trainer(tmp_path, name, fused, route, bf16, stop_at=None):
     model = tiny_gpt2()
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path), max_steps=STEPS, per_device_train_batch_size=4, save_strategy="steps",
-        save_steps=STEPS // 2, weight_decay=HPARAMS["weight_decay"], learning_rate=HPARAMS["lr"], report_to="none",
+        save_steps=STEPS // 2, weight_decay=hparams(name)["weight_decay"], learning_rate=hparams(name)["lr"],
+        report_to="none",
         disable_tqdm=True, logging_strategy="no", use_cpu=True, bf16=bf16, seed=0, dataloader_num_workers=0)
     if route == "optimizers":
         extra = {"optimizers": (make_optimizer(name, fused, model.parameters()), None)}
@@ -209,7 +221,7 @@ def test_transformers_trainer_resumes_bit_for_bit(tmp_path, name, fused, route, 
     assert full.state.global_step == resumed.state.global_step == STEPS
     assert full.accelerator.native_amp == resumed.accelerator.native_amp == bf16  # bf16 autocast on CPU
     assert_same_run(resumed.model, unwrap(resumed.optimizer), full.model, unwrap(full.optimizer), name)
-    assert resumed.lr_scheduler.get_last_lr() == full.lr_scheduler.get_last_lr() != [HPARAMS["lr"]] * 2
+    assert resumed.lr_scheduler.get_last_lr() == full.lr_scheduler.get_last_lr() != [hparams(name)["lr"]] * 2
 
 
 # --- Lightning Trainer.fit -------------------------------------------------------------------
@@ -338,7 +350,7 @@ def test_accelerate_resumes_bit_for_bit(tmp_path, name, fused, mixed_precision):
     assert isinstance(optimizer, accelerate.optimizer.AcceleratedOptimizer)
     assert_same_run(resumed_model, unwrap(resumed_optimizer), model, unwrap(optimizer), name)
     assert resumed_scheduler.state_dict() == scheduler.state_dict()
-    assert scheduler.get_last_lr()[0] == pytest.approx(HPARAMS["lr"] * 0.7 ** STEPS)
+    assert scheduler.get_last_lr()[0] == pytest.approx(hparams(name)["lr"] * 0.7 ** STEPS)
 
 
 # --- timm --------------------------------------------------------------------------------------
@@ -351,6 +363,8 @@ TIMM_OPTIMIZERS = {
     "MLSGD": timm.optim.OptimInfo(name="mlsgd", opt_class="torch_mlsgd.MLSGD",
                                   description="Laplacian smoothing SGD, scheduled smoothing", has_eps=False,
                                   has_momentum=True),
+    "LSAdamW": timm.optim.OptimInfo(name="lsadamw", opt_class="torch_mlsgd.LSAdamW",
+                                    description="AdamW on Laplacian-smoothed gradients", has_betas=True),
 }
 
 
@@ -418,8 +432,8 @@ def test_timm_create_optimizer_v2_resumes_bit_for_bit(tmp_path, timm_registry, n
     assert_same_run(resumed_model, resumed_optimizer, model, optimizer, name, steps=taken)
     assert taken == STEPS or (amp == "float16" and taken > 0)
     decays = sorted(group["weight_decay"] for group in optimizer.param_groups)
-    assert decays == [0.0, HPARAMS["weight_decay"]]  # timm's groups: no decay for biases and norms
-    assert all(group["momentum"] == HPARAMS["momentum"] for group in optimizer.param_groups)
-    assert all(math.isfinite(group["lr"]) and group["lr"] < HPARAMS["lr"] for group in optimizer.param_groups)
+    assert decays == [0.0, hparams(name)["weight_decay"]]  # timm's groups: no decay for biases and norms
+    assert all(group.get("momentum", 0.0) == hparams(name).get("momentum", 0.0) for group in optimizer.param_groups)
+    assert all(math.isfinite(group["lr"]) and group["lr"] < hparams(name)["lr"] for group in optimizer.param_groups)
     if scaler is not None:
         assert_identical(resumed_scaler.state_dict(), scaler.state_dict(), "GradScaler")
