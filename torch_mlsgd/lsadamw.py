@@ -8,7 +8,16 @@ from torch.optim import Optimizer
 from torch.optim.optimizer import _get_scalar_dtype
 
 from ._validation import check_lsadamw_hyperparameters
-from .lsgd import _PLAIN_TENSORS, _SMOOTHABLE_DTYPES, _as_tensor, _check_process_group, _scalar, _smoothed, _typed
+from .lsgd import (
+    _PLAIN_TENSORS,
+    _SMOOTHABLE_DTYPES,
+    _as_tensor,
+    _check_process_group,
+    _scalar,
+    _smoothed,
+    _typed,
+    refuse_gradient,
+)
 
 __all__ = ["LSAdamW"]
 
@@ -81,9 +90,10 @@ class LSAdamW(Optimizer):
 
     Example:
         >>> optimizer = torch_mlsgd.LSAdamW(model.parameters(), lr=1e-3, sigma=0.5)
-        >>> optimizer.zero_grad()
-        >>> loss_fn(model(input), target).backward()
-        >>> optimizer.step()
+        >>> for input, target in loader:
+        ...     optimizer.zero_grad()
+        ...     loss_fn(model(input), target).backward()
+        ...     optimizer.step()
     """
 
     def __init__(
@@ -149,7 +159,9 @@ class LSAdamW(Optimizer):
         if group["differentiable"]:
             return False
         if group["fused"] is None:
-            return group["foreach"] is None and not group["capturable"]
+            # (Under torch.compile, dynamo owns "capturable" - it may set it for CUDA graphs - and the
+            # op is opaque to it: the fused kernel.)
+            return group["foreach"] is None and (torch.compiler.is_compiling() or group["capturable"] is False)
         return bool(group["fused"])
 
     def _init_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor],
@@ -157,7 +169,7 @@ class LSAdamW(Optimizer):
         _check_process_group(self._process_group, group["flatten"])
         # Counts live where torch's AdamW keeps them: on the parameters' device for the
         # fused and capturable steps (which read them there), else on the CPU.
-        counts_on_device = group["capturable"] or self._uses_fused(group)
+        counts_on_device = self._uses_fused(group) or group["capturable"] is True
         for p in group["params"]:
             if type(p) not in _PLAIN_TENSORS:
                 from .distributed import check_not_sharded
@@ -167,7 +179,7 @@ class LSAdamW(Optimizer):
             if grad is None:
                 continue
             if grad.dtype not in _SMOOTHABLE_DTYPES or grad.layout != torch.strided:
-                self._refuse_gradient(grad)
+                refuse_gradient("LSAdamW", grad)
             params.append(p)
             grads.append(grad)
             state = self.state[p]
@@ -191,14 +203,6 @@ class LSAdamW(Optimizer):
                     raise RuntimeError(
                         "flatten='group' smooths a group's gradients as one vector, so they must share one dtype and "
                         f"device; got {grads[0].dtype} on {grads[0].device} and {g.dtype} on {g.device}")
-
-    def _refuse_gradient(self, grad: Tensor) -> None:
-        if grad.is_sparse or grad.layout != torch.strided:
-            raise RuntimeError("LSAdamW does not support sparse gradients")
-        if grad.is_complex():
-            raise RuntimeError(f"LSAdamW does not support complex gradients (got dtype {grad.dtype}); smooth real "
-                               "and imaginary parts as separate real parameters")
-        raise RuntimeError(f"LSAdamW needs floating-point gradients, got dtype {grad.dtype}")
 
     def _check_direct_route(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor]) -> None:
         """backend="direct" refuses what its kernels cannot take: asked before any group

@@ -236,13 +236,7 @@ class LSGD(Optimizer):
                 self.state[params[i]]["momentum_buffer"] = momentum_buffers[i]
 
     def _refuse_gradient(self, grad: Tensor) -> None:
-        name = type(self).__name__
-        if grad.is_sparse or grad.layout != torch.strided:
-            raise RuntimeError(f"{name} does not support sparse gradients")
-        if grad.is_complex():
-            raise RuntimeError(f"{name} does not support complex gradients (got dtype {grad.dtype}); smooth real "
-                               "and imaginary parts as separate real parameters")
-        raise RuntimeError(f"{name} needs floating-point gradients, got dtype {grad.dtype}")
+        refuse_gradient(type(self).__name__, grad)
 
     def _check_group(self, group: Dict[str, Any]) -> None:
         if torch.compiler.is_compiling():
@@ -306,6 +300,16 @@ class LSGD(Optimizer):
 _PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 # Gradient dtypes LSGD smooths (half precision in float32).
 _SMOOTHABLE_DTYPES = frozenset((torch.float16, torch.bfloat16, torch.float32, torch.float64))
+
+
+def refuse_gradient(optimizer: str, grad: Tensor) -> None:
+    """Raises the error of a gradient the optimizers cannot smooth (sparse, complex, integer)."""
+    if grad.is_sparse or grad.layout != torch.strided:
+        raise RuntimeError(f"{optimizer} does not support sparse gradients")
+    if grad.is_complex():
+        raise RuntimeError(f"{optimizer} does not support complex gradients (got dtype {grad.dtype}); smooth real "
+                           "and imaginary parts as separate real parameters")
+    raise RuntimeError(f"{optimizer} needs floating-point gradients, got dtype {grad.dtype}")
 
 
 def _typed(values: Any) -> tuple:

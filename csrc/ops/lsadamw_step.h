@@ -3,6 +3,7 @@
 // Shared pieces of the fused LSAdamW step op (mlsgd::lsadamw_step_): argument
 // checks and the staging of tensors a backend's kernel does not take as they are.
 
+#include "ops/lsgd_step.h"  // host_values
 #include "ops/smooth_args.h"
 
 #include <cstdint>
@@ -52,6 +53,26 @@ double step_value(const Tensor& step);
 // gradient's compute dtype, one call per dtype, written back after it.
 void run_adamw_step(const AdamWStepTensors& tensors, const AdamWStepArgs& args,
                     const std::function<void(const AdamWStepTensors&, const AdamWStepArgs&)>& fused);
+
+// A backend's step over checked, non-empty arguments.
+using AdamWStep = void (*)(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
+                           const TensorList& exp_avg_sqs, const TensorList& max_exp_avg_sqs,
+                           const TensorList& state_steps, const AdamWStepArgs& args);
+
+// A backend's kernel of mlsgd::lsadamw_step_ (the schema's argument list): lr
+// read on the host, every argument checked, then the backend's step.
+template <AdamWStep step>
+void lsadamw_step_kernel(TensorList params, TensorList grads, TensorList exp_avgs, TensorList exp_avg_sqs,
+                         TensorList max_exp_avg_sqs, TensorList state_steps, Tensor lr, double beta1, double beta2,
+                         double weight_decay, double eps, bool amsgrad, bool maximize, double sigma, int64_t order,
+                         std::string flatten, std::string backend) {
+  const AdamWStepArgs args = check_lsadamw_step_args(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps,
+                                                     host_values(lr, 1, "lr")[0], beta1, beta2, weight_decay, eps,
+                                                     amsgrad, maximize, sigma, order, flatten, backend);
+  if (!params.empty()) {
+    step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, args);
+  }
+}
 
 }  // namespace ops
 }  // namespace torch_mlsgd

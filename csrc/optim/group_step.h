@@ -113,6 +113,62 @@ std::vector<GroupGradients> checked_gradients(const std::vector<torch::optim::Op
   return work;
 }
 
+// What a step steps: every group's gradients, checked (checked_gradients); with
+// backend "direct", the route asked for each of `sigmas_of(g, gradients)`, the
+// strengths group g smooths with in this step (check_direct_route); with a
+// process group, every group's gradients replaced by their smoothed shards at
+// the first of those strengths (smooth_sharded_gradients), to be stepped with
+// sigma = 0. All of it before any parameter changes.
+template <typename Options, typename SigmasOf>
+std::vector<GroupGradients> gradients_to_step(const std::vector<torch::optim::OptimizerParamGroup>& groups,
+                                              c10d::ProcessGroup* process_group, const char* optimizer,
+                                              SigmasOf&& sigmas_of) {
+  auto work = checked_gradients<Options>(groups, optimizer);
+  for (size_t g = 0; g < work.size(); ++g) {
+    const auto& options = static_cast<const Options&>(groups[g].options());
+    const std::vector<double> sigmas = sigmas_of(g, work[g]);
+    if (process_group == nullptr) {
+      for (double sigma : sigmas) {
+        check_direct_route(work[g], sigma, options.order(), options.backend());
+      }
+    }
+  }
+  for (size_t g = 0; process_group != nullptr && g < work.size(); ++g) {  // every exchange before any change
+    const auto& options = static_cast<const Options&>(groups[g].options());
+    if (!groups[g].params().empty()) {
+      smooth_sharded_gradients(*process_group, work[g], groups[g].params()[0], sigmas_of(g, work[g]).at(0),
+                               options.order());
+    }
+  }
+  return work;
+}
+
+// gradients_to_step for optimizers that smooth each group with its own sigma().
+template <typename Options>
+std::vector<GroupGradients> gradients_at_own_sigma(const std::vector<torch::optim::OptimizerParamGroup>& groups,
+                                                   c10d::ProcessGroup* process_group, const char* optimizer) {
+  return gradients_to_step<Options>(groups, process_group, optimizer, [&](size_t g, const GroupGradients&) {
+    return std::vector<double>{static_cast<const Options&>(groups[g].options()).sigma()};
+  });
+}
+
+// Calls step(options, gradients) for every group of `work` that has gradients,
+// with a copy of the group's options: sigma 0 where `presmoothed` (a process
+// group smoothed them in gradients_to_step).
+template <typename Options, typename Step>
+void step_groups(const std::vector<torch::optim::OptimizerParamGroup>& groups, const std::vector<GroupGradients>& work,
+                 bool presmoothed, Step&& step) {
+  for (size_t g = 0; g < work.size(); ++g) {
+    if (!work[g].params.empty()) {
+      Options options = static_cast<const Options&>(groups[g].options());
+      if (presmoothed) {
+        options.sigma(0.0);
+      }
+      step(options, work[g]);
+    }
+  }
+}
+
 // One fused step of `params` with `options`; the momentum buffers live in
 // `state` as ParamState::momentum_buffer. New buffers are stored only after
 // the kernel succeeded. Returns nothing; params and buffers change in place.

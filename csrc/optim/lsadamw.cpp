@@ -156,29 +156,12 @@ bool operator==(const LSAdamWParamState& lhs, const LSAdamWParamState& rhs) {
 torch::Tensor LSAdamW::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
   const torch::Tensor loss = optim_detail::evaluate_closure(closure);
-  auto work = optim_detail::checked_gradients<LSAdamWOptions>(param_groups_, kName);
-  for (size_t g = 0; g < work.size() && !process_group_; ++g) {
-    const auto& options = static_cast<const LSAdamWOptions&>(param_groups_[g].options());
-    optim_detail::check_direct_route(work[g], options.sigma(), options.order(), options.backend());
-  }
-  if (process_group_) {  // every group's exchange before any parameter changes
-    for (size_t g = 0; g < work.size(); ++g) {
-      const auto& options = static_cast<const LSAdamWOptions&>(param_groups_[g].options());
-      if (!param_groups_[g].params().empty()) {
-        optim_detail::smooth_sharded_gradients(*process_group_, work[g], param_groups_[g].params()[0], options.sigma(),
-                                               options.order());
-      }
-    }
-  }
-  for (size_t g = 0; g < work.size(); ++g) {
-    if (!work[g].params.empty()) {
-      LSAdamWOptions options = static_cast<const LSAdamWOptions&>(param_groups_[g].options());
-      if (process_group_) {
-        options.sigma(0.0);  // smoothed above, as one ring over the ranks
-      }
-      group_step(state_, work[g].params, work[g].grads, options);
-    }
-  }
+  const auto work = optim_detail::gradients_at_own_sigma<LSAdamWOptions>(param_groups_, process_group_.get(), kName);
+  optim_detail::step_groups<LSAdamWOptions>(
+      param_groups_, work, process_group_ != nullptr,
+      [&](const LSAdamWOptions& options, const optim_detail::GroupGradients& group) {
+        group_step(state_, group.params, group.grads, options);
+      });
   return loss;
 }
 

@@ -95,31 +95,24 @@ bool operator==(const MLSGDParamState& lhs, const MLSGDParamState& rhs) {
 torch::Tensor MLSGD::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
   const torch::Tensor loss = optim_detail::evaluate_closure(closure);
-  auto work = optim_detail::checked_gradients<MLSGDOptions>(param_groups_, kName);
   auto step_of = [&](const torch::Tensor& p) -> int64_t {
     auto it = state_.find(optim_detail::state_key(p));
     return it == state_.end() ? 0 : static_cast<MLSGDParamState&>(*it->second).step();
   };
-  for (size_t g = 0; g < work.size() && !process_group_; ++g) {  // every sigma_k of the step, first
-    const auto& options = static_cast<const MLSGDOptions&>(param_groups_[g].options());
-    std::set<int64_t> steps;
-    for (const auto& p : work[g].params) {
-      steps.insert(options.flatten() == "group" ? step_of(work[g].params[0]) : step_of(p));
-    }
-    for (int64_t k : steps) {
-      optim_detail::check_direct_route(work[g], options.sigma_at(k), options.order(), options.backend());
-    }
-  }
-  if (process_group_) {  // every group's exchange before any parameter changes
-    for (size_t g = 0; g < work.size(); ++g) {
-      const auto& options = static_cast<const MLSGDOptions&>(param_groups_[g].options());
-      if (!param_groups_[g].params().empty()) {
-        const int64_t k = work[g].params.empty() ? 0 : step_of(work[g].params[0]);
-        optim_detail::smooth_sharded_gradients(*process_group_, work[g], param_groups_[g].params()[0],
-                                               options.sigma_at(k), options.order());
-      }
-    }
-  }
+  // Every sigma_k of the step (a group ring's, and a sharded ring's, first: its first parameter's).
+  auto work = optim_detail::gradients_to_step<MLSGDOptions>(
+      param_groups_, process_group_.get(), kName, [&](size_t g, const optim_detail::GroupGradients& group) {
+        const auto& options = static_cast<const MLSGDOptions&>(param_groups_[g].options());
+        std::vector<double> sigmas{options.sigma_at(group.params.empty() ? 0 : step_of(group.params[0]))};
+        std::set<int64_t> steps;
+        for (const auto& p : group.params) {
+          steps.insert(options.flatten() == "group" ? step_of(group.params[0]) : step_of(p));
+        }
+        for (int64_t k : steps) {
+          sigmas.push_back(options.sigma_at(k));
+        }
+        return sigmas;
+      });
   for (size_t g = 0; g < work.size(); ++g) {
     const auto& options = static_cast<const MLSGDOptions&>(param_groups_[g].options());
     const auto& params = work[g].params;

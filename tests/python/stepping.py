@@ -16,6 +16,15 @@ def train(optimizer, params, steps):
         optimizer.step()
 
 
+def step_with_reference(optimizer, reference, params):
+    """One step of `optimizer` and of a NumPy reference (reference.py) on the same gradients."""
+    grads = [gradient_of(p.detach()) for p in params]
+    for p, g in zip(params, grads):
+        p.grad = g
+    optimizer.step()
+    reference.step([g.numpy() for g in grads])
+
+
 def step_side_by_side(ours, theirs, params, their_params, steps):
     """`steps` steps of two optimizers on the same gradient field of their own parameters."""
     for _ in range(steps):

@@ -12,7 +12,7 @@ import torch_mlsgd
 from torch_mlsgd import LSAdamW
 
 from reference import ReferenceLSAdamW
-from stepping import gradient_of, train
+from stepping import gradient_of, step_with_reference, train
 
 IMPLEMENTATIONS = {"fused": dict(fused=True), "foreach": dict(foreach=True), "single": dict(foreach=False),
                    "default": dict()}
@@ -61,11 +61,7 @@ def test_matches_the_float64_reference(implementation, options):
                                  **{k: v for k, v in options.items() if k != "backend"})
     optimizer = LSAdamW(params, lr=0.01, **IMPLEMENTATIONS[implementation], **options)
     for _ in range(5):
-        grads = [gradient_of(p.detach()) for p in params]
-        for p, g in zip(params, grads):
-            p.grad = g
-        optimizer.step()
-        reference.step([g.numpy() for g in grads])
+        step_with_reference(optimizer, reference, params)
     for p, expected in zip(params, reference.params):
         np.testing.assert_allclose(p.detach().numpy(), expected, rtol=1e-9, atol=1e-11)
 
@@ -266,42 +262,6 @@ def test_the_direct_route_refuses_before_any_group_steps():
         train(optimizer, params, 1)
     assert all(torch.equal(p, b) for p, b in zip(params, before))
     assert all(s["step"].item() == 0 for s in optimizer.state.values())
-
-
-@pytest.mark.parametrize("scheduler", [False, True])
-def test_compiled_step_recompiles_nothing(scheduler):
-    """torch's compiled-optimizer recipe: Tensor lr, fullgraph=False; after the first
-    steps, 12 more with a changing lr recompile nothing and equal eager steps."""
-    torch._dynamo.reset()
-    model = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
-    eager_model = copy.deepcopy(model)
-    x = torch.randn(32, 12, generator=torch.Generator().manual_seed(0))
-
-    def setup(m):
-        optimizer = LSAdamW(m.parameters(), torch.tensor(0.01), sigma=1.0)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 0.9 ** k) if scheduler else None
-        return optimizer, schedule
-
-    def train_steps(m, optimizer, step, schedule, steps):
-        for _ in range(steps):
-            for p in m.parameters():
-                p.grad = None
-            m(x).square().mean().backward()
-            step()
-            if schedule is not None:
-                schedule.step()
-            else:
-                optimizer.param_groups[0]["lr"].mul_(0.95)
-
-    optimizer, schedule = setup(model)
-    eager_optimizer, eager_schedule = setup(eager_model)
-    compiled_step = torch.compile(optimizer.step, fullgraph=False)
-    train_steps(model, optimizer, compiled_step, schedule, 3)
-    with torch._dynamo.config.patch(error_on_recompile=True):
-        train_steps(model, optimizer, compiled_step, schedule, 12)
-    train_steps(eager_model, eager_optimizer, eager_optimizer.step, eager_schedule, 15)
-    for p, q in zip(model.parameters(), eager_model.parameters()):
-        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
 
 
 def test_opcheck():

@@ -11,7 +11,7 @@ import torch_mlsgd
 from torch_mlsgd import LSGD
 
 from reference import ReferenceLSGD, fft_smooth
-from stepping import fit, gradient_of, step_side_by_side, train
+from stepping import fit, gradient_of, step_side_by_side, step_with_reference, train
 
 SHAPES = [(5, 4), (7,), (1,), (3, 2, 2)]
 
@@ -209,11 +209,7 @@ def test_direct_route_order_limit():
     params = make_params()
     optimizer = LSGD(params, lr=0.1, sigma=1.0, order=64, momentum=0.9, backend="direct")
     reference = ReferenceLSGD([p.detach().numpy() for p in params], lr=0.1, sigma=1.0, order=64, momentum=0.9)
-    grads = [gradient_of(p.detach()) for p in params]
-    for p, g in zip(params, grads):
-        p.grad = g
-    optimizer.step()
-    reference.step([g.numpy() for g in grads])
+    step_with_reference(optimizer, reference, params)
     for p, r in zip(params, reference.params):
         np.testing.assert_allclose(p.detach().numpy(), r, rtol=1e-12, atol=1e-12)
     before = [p.detach().clone() for p in params]

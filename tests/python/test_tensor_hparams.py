@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch._dynamo
 
-from torch_mlsgd import LSGD, MLSGD
+from torch_mlsgd import LSGD, MLSGD, LSAdamW
 
 IMPLEMENTATIONS = [dict(), dict(fused=False), dict(foreach=False), dict(fused=False, foreach=True)]
 
@@ -154,7 +154,7 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("optimizer_class", [LSGD, MLSGD])
+@pytest.mark.parametrize("optimizer_class", [LSGD, MLSGD, LSAdamW])
 @pytest.mark.parametrize("scheduler", [False, True])
 def test_compiled_step_recompiles_nothing(optimizer_class, scheduler, device):
     """torch's compiled-optimizer recipe (Tensor lr, fullgraph=False): after the first
@@ -171,7 +171,8 @@ def test_compiled_step_recompiles_nothing(optimizer_class, scheduler, device):
     x = torch.randn(32, 12, generator=torch.Generator().manual_seed(0)).to(device)
 
     def setup(m):
-        optimizer = optimizer_class(m.parameters(), torch.tensor(0.05), 0.9, sigma=1.0)
+        momentum = {} if optimizer_class is LSAdamW else {"momentum": 0.9}
+        optimizer = optimizer_class(m.parameters(), torch.tensor(0.05), sigma=1.0, **momentum)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 0.9 ** k) if scheduler else None
         return optimizer, schedule
 

@@ -1,6 +1,18 @@
 #pragma once
 
-// torch_mlsgd::LSAdamW, a torch::optim::Optimizer for LibTorch training loops.
+// torch_mlsgd::LSAdamW, a torch::optim::Optimizer for LibTorch training loops:
+// per parameter w with gradient g, at its step t,
+//
+//     s = S(g)        (Laplacian smoothing of the flattened gradient; -S(g) when maximizing)
+//     w = w * (1 - lr * weight_decay)
+//     m = beta1 * m + (1 - beta1) * s;  v = beta2 * v + (1 - beta2) * s^2
+//     (amsgrad: v = max(v_max, v), kept as v_max)
+//     w = w - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+//
+// One call of mlsgd::lsadamw_step_ per group (on CPU one pass over memory).
+// Parameters without a gradient are skipped; every group and gradient is
+// checked before any parameter changes. Construction, add_param_group, save,
+// load and the process group: SmoothingOptimizer.
 
 #include <torch_mlsgd/smoothing_optimizer.h>
 
@@ -65,21 +77,8 @@ struct LSAdamWParamState : public torch::optim::OptimizerCloneableParamState<LSA
   ~LSAdamWParamState() override = default;
 };
 
-/// AdamW on Laplacian-smoothed gradients. Per parameter w with gradient g, at
-/// its step t:
-///
-///     s = S(g)                 (S: Laplacian smoothing of the flattened gradient;
-///                               -S(g) when maximizing)
-///     w = w * (1 - lr * weight_decay)
-///     m = beta1 * m + (1 - beta1) * s;  v = beta2 * v + (1 - beta2) * s^2
-///     (amsgrad: v = max(v_max, v), kept as v_max)
-///     w = w - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-///
-/// With sigma = 0 this is torch::optim::AdamW to rounding. One call of
-/// mlsgd::lsadamw_step_ per group (on CPU one pass over memory). Parameters
-/// without a gradient are skipped; every group and gradient is checked before
-/// any parameter changes. Save and load with torch::save / torch::load.
-/// Construction, add_param_group and the process group: see SmoothingOptimizer.
+/// AdamW on Laplacian-smoothed gradients (the update rule above); with sigma = 0,
+/// torch::optim::AdamW to rounding. See LSGD for groups, checks and checkpoints.
 class LSAdamW : public SmoothingOptimizer<LSAdamW, LSAdamWOptions, LSAdamWParamState> {
  public:
   static constexpr const char* kName = "LSAdamW";

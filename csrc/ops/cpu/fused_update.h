@@ -24,20 +24,18 @@ namespace torch_mlsgd {
 namespace ops {
 namespace cpu {
 
-// Sinks with a vectorised kernel for already smoothed values (simd::update_run).
+// Sinks with a vectorised kernel for already smoothed values (simd::update_run):
+// the optimizers' sinks among those with vectorised sweeps.
 template <typename Sink>
-struct has_simd_update : std::false_type {};
-template <typename T>
-struct has_simd_update<UpdateSink<T>> : std::true_type {};
-template <typename T>
-struct has_simd_update<AdamWSink<T>> : std::true_type {};
+constexpr bool has_simd_update = has_simd_kernel<Sink>::value && !std::is_same_v<Sink, SmoothSink<float>> &&
+                                 !std::is_same_v<Sink, SmoothSink<double>>;
 
 // The sink over a whole tensor of already smoothed values `s`.
 template <typename Sink, typename scalar_t>
 void elementwise_update(const Sink& sink, const scalar_t* s, int64_t n) {
-  const bool vectorised = has_simd_update<Sink>::value && simd::supported();
+  const bool vectorised = has_simd_update<Sink> && simd::supported();
   torch::stable::parallel_for(0, n, int64_t{1} << 15, [&](int64_t begin, int64_t end) {
-    if constexpr (has_simd_update<Sink>::value) {
+    if constexpr (has_simd_update<Sink>) {
       if (vectorised) {
         simd::update_run(sink, begin, s + begin, end - begin);
         return;

@@ -6,7 +6,6 @@
 #include "core/adamw_update.h"
 #include "ops/cpu/fused_update.h"
 #include "ops/lsadamw_step.h"
-#include "ops/lsgd_step.h"  // host_values
 
 #include <string>
 #include <vector>
@@ -42,22 +41,15 @@ void fused_step_cpu(const AdamWStepTensors& t, const AdamWStepArgs& args) {
                         [&](auto zero) { fused_step<decltype(zero)>(t, args); });
 }
 
-void lsadamw_step_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorList exp_avg_sqs,
-                      TensorList max_exp_avg_sqs, TensorList state_steps, Tensor lr, double beta1, double beta2,
-                      double weight_decay, double eps, bool amsgrad, bool maximize, double sigma, int64_t order,
-                      std::string flatten, std::string backend) {
-  const double lr_value = host_values(lr, 1, "lr")[0];
-  const AdamWStepArgs args =
-      check_lsadamw_step_args(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr_value, beta1,
-                              beta2, weight_decay, eps, amsgrad, maximize, sigma, order, flatten, backend);
-  AdamWStepTensors t{std::move(params),      std::move(grads),           std::move(exp_avgs),
-                     std::move(exp_avg_sqs), std::move(max_exp_avg_sqs), {}};
+// The step counts read on the host, then one pass per compute dtype.
+void lsadamw_step_cpu(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
+                      const TensorList& exp_avg_sqs, const TensorList& max_exp_avg_sqs, const TensorList& state_steps,
+                      const AdamWStepArgs& args) {
+  AdamWStepTensors t{params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, {}};
   for (size_t i = 0; i < state_steps.size(); ++i) {
     t.steps.push_back(step_value(state_steps[i]));
-    check(t.steps.back() >= 1.0,
-          "lsadamw_step_: state_steps hold the count with this step included (>= 1); "
-          "parameter ",
-          i, " has ", t.steps.back());
+    check(t.steps.back() >= 1.0, "lsadamw_step_: state_steps hold the count with this step included (>= 1); ",
+          "parameter ", i, " has ", t.steps.back());
   }
   run_adamw_step(t, args, fused_step_cpu);
 }
@@ -68,5 +60,5 @@ void lsadamw_step_cpu(TensorList params, TensorList grads, TensorList exp_avgs, 
 }  // namespace torch_mlsgd
 
 STABLE_TORCH_LIBRARY_IMPL(mlsgd, CPU, m) {
-  m.impl("lsadamw_step_", TORCH_BOX(&torch_mlsgd::ops::cpu::lsadamw_step_cpu));
+  m.impl("lsadamw_step_", TORCH_BOX(&torch_mlsgd::ops::lsadamw_step_kernel<&torch_mlsgd::ops::cpu::lsadamw_step_cpu>));
 }

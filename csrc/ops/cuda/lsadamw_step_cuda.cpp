@@ -7,7 +7,6 @@
 
 #include "ops/cuda/cuda_glue.h"
 #include "ops/lsadamw_step.h"
-#include "ops/lsgd_step.h"  // host_values
 
 #include <map>
 #include <string>
@@ -66,17 +65,9 @@ void fused_adamw(const TensorList& params, const TensorList& grads, const Tensor
   aten::call("aten::_fused_adamw_", "", stack);
 }
 
-void lsadamw_step_cuda(TensorList params, TensorList grads, TensorList exp_avgs, TensorList exp_avg_sqs,
-                       TensorList max_exp_avg_sqs, TensorList state_steps, Tensor lr, double beta1, double beta2,
-                       double weight_decay, double eps, bool amsgrad, bool maximize, double sigma, int64_t order,
-                       std::string flatten, std::string backend) {
-  const double lr_value = host_values(lr, 1, "lr")[0];
-  const AdamWStepArgs args =
-      check_lsadamw_step_args(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr_value, beta1,
-                              beta2, weight_decay, eps, amsgrad, maximize, sigma, order, flatten, backend);
-  if (params.empty()) {
-    return;
-  }
+void lsadamw_step_cuda(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
+                       const TensorList& exp_avg_sqs, const TensorList& max_exp_avg_sqs, const TensorList& state_steps,
+                       const AdamWStepArgs& args) {
   const torch::stable::accelerator::DeviceGuard guard(params[0].get_device_index());
   const TensorList smoothed = smoothed_gradients(grads, args);
   // torch's kernel takes one dtype per call.
@@ -91,7 +82,7 @@ void lsadamw_step_cuda(TensorList params, TensorList grads, TensorList exp_avgs,
       g.push_back(smoothed[i]);
       m.push_back(exp_avgs[i]);
       v.push_back(exp_avg_sqs[i]);
-      if (amsgrad) {
+      if (args.amsgrad) {
         vmax.push_back(max_exp_avg_sqs[i]);
       }
       s.push_back(state_steps[i]);
@@ -106,5 +97,6 @@ void lsadamw_step_cuda(TensorList params, TensorList grads, TensorList exp_avgs,
 }  // namespace torch_mlsgd
 
 STABLE_TORCH_LIBRARY_IMPL(mlsgd, CUDA, m) {
-  m.impl("lsadamw_step_", TORCH_BOX(&torch_mlsgd::ops::cuda::lsadamw_step_cuda));
+  m.impl("lsadamw_step_",
+         TORCH_BOX(&torch_mlsgd::ops::lsadamw_step_kernel<&torch_mlsgd::ops::cuda::lsadamw_step_cuda>));
 }
