@@ -176,6 +176,38 @@ def test_fused_step_on_cuda_matches_cpu(dtype, config):
                                 10 * TOL[dtype])
 
 
+ADAMW_CONFIGS = [dict(), dict(amsgrad=True, maximize=True), dict(flatten="group", backend="fft"), dict(sigma=0.0),
+                 dict(fused=False, foreach=True)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("config", ADAMW_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "plain")
+def test_lsadamw_on_cuda_matches_cpu(dtype, config):
+    """The CUDA kernel of mlsgd::lsadamw_step_ (smoothing, then torch's _fused_adamw_ per
+    dtype, counts on the device) against the CPU's one-pass kernel, and the unfused path."""
+    shapes = [s for s in SHAPES if len(s) < 4]
+
+    def run(device):
+        g = torch.Generator().manual_seed(2)
+        params = [torch.randn(s, generator=g).to(device, dtype).requires_grad_() for s in shapes]
+        optimizer = torch_mlsgd.LSAdamW(params, lr=1e-2, eps=1e-3, **{"sigma": 1.0, **config})
+        for _ in range(3):
+            for p in params:
+                p.grad = torch.sin(3 * p.detach()) + 0.5 * p.detach()
+            optimizer.step()
+        return params, optimizer
+
+    cuda_params, cuda_opt = run("cuda")
+    cpu_params, cpu_opt = run("cpu")
+    tol = 1e-4 if dtype == torch.float32 else 3e-2
+    for a, b in zip(cuda_params, cpu_params):
+        assert a.is_cuda and a.dtype == dtype
+        if b.numel():
+            assert_smoothed(a.detach(), b.detach(), tol)
+            assert_smoothed(cuda_opt.state[a]["exp_avg"], cpu_opt.state[b]["exp_avg"], tol)
+            assert float(cuda_opt.state[a]["step"]) == 3
+
+
 @pytest.mark.parametrize("backend", ["auto", "fft", "direct"])
 def test_gradients_at_odd_offsets_in_the_fused_step_on_cuda(backend):
     """Gradients that are views starting mid-pair (as bucket views of DDP or FSDP can)."""
