@@ -150,21 +150,27 @@ CONFIGS = [
 SHAPES = [(64, 3, 7, 7), (64,), (1,), (0,), (512, 300), (12_007,), (100,), (512, 300), (100,), (512, 300)]
 
 
+def stepped(make_optimizer, shapes, dtype, device, seed, steps=3):
+    """Parameters of `shapes` on `device` and their optimizer after `steps` steps on the
+    optimizer tests' gradient field."""
+    g = torch.Generator().manual_seed(seed)
+    params = [torch.randn(s, generator=g).to(device, dtype).requires_grad_() for s in shapes]
+    optimizer = make_optimizer(params)
+    for _ in range(steps):
+        for p in params:
+            p.grad = torch.sin(3 * p.detach()) + 0.5 * p.detach()
+        optimizer.step()
+    return params, optimizer
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "plain")
 def test_fused_step_on_cuda_matches_cpu(dtype, config):
-    def run(device):
-        g = torch.Generator().manual_seed(1)
-        params = [torch.randn(s, generator=g, dtype=dtype).to(device).requires_grad_() for s in SHAPES]
-        optimizer = LSGD(params, lr=0.05, **{"sigma": 1.0, **config})
-        for _ in range(3):
-            for p in params:
-                p.grad = torch.sin(3 * p.detach()) + 0.5 * p.detach()
-            optimizer.step()
-        return params, optimizer
+    def make(params):
+        return LSGD(params, lr=0.05, **{"sigma": 1.0, **config})
 
-    cuda_params, cuda_opt = run("cuda")
-    cpu_params, cpu_opt = run("cpu")
+    cuda_params, cuda_opt = stepped(make, SHAPES, dtype, "cuda", 1)
+    cpu_params, cpu_opt = stepped(make, SHAPES, dtype, "cpu", 1)
     for a, b in zip(cuda_params, cpu_params):
         assert a.is_cuda
         if b.numel():
@@ -187,18 +193,11 @@ def test_lsadamw_on_cuda_matches_cpu(dtype, config):
     dtype, counts on the device) against the CPU's one-pass kernel, and the unfused path."""
     shapes = [s for s in SHAPES if len(s) < 4]
 
-    def run(device):
-        g = torch.Generator().manual_seed(2)
-        params = [torch.randn(s, generator=g).to(device, dtype).requires_grad_() for s in shapes]
-        optimizer = torch_mlsgd.LSAdamW(params, lr=1e-2, eps=1e-3, **{"sigma": 1.0, **config})
-        for _ in range(3):
-            for p in params:
-                p.grad = torch.sin(3 * p.detach()) + 0.5 * p.detach()
-            optimizer.step()
-        return params, optimizer
+    def make(params):
+        return torch_mlsgd.LSAdamW(params, lr=1e-2, eps=1e-3, **{"sigma": 1.0, **config})
 
-    cuda_params, cuda_opt = run("cuda")
-    cpu_params, cpu_opt = run("cpu")
+    cuda_params, cuda_opt = stepped(make, shapes, dtype, "cuda", 2)
+    cpu_params, cpu_opt = stepped(make, shapes, dtype, "cpu", 2)
     tol = 1e-4 if dtype == torch.float32 else 3e-2
     for a, b in zip(cuda_params, cpu_params):
         assert a.is_cuda and a.dtype == dtype

@@ -51,42 +51,35 @@ struct LSAdamWOptions : public torch::optim::OptimizerCloneableOptions<LSAdamWOp
   /// "auto", "fft" or "direct" (see laplacian_smooth).
   TORCH_ARG(std::string, backend) = "auto";
 
- public:
-  void serialize(torch::serialize::InputArchive& archive) override;
-  void serialize(torch::serialize::OutputArchive& archive) const override;
-  friend bool operator==(const LSAdamWOptions& lhs, const LSAdamWOptions& rhs);
-  ~LSAdamWOptions() override = default;
-  double get_lr() const override;
-  void set_lr(const double lr) override;
+  TORCH_MLSGD_OPTIONS_MEMBERS(LSAdamWOptions)
 };
-
-/// Raises c10::ValueError naming the first invalid hyper-parameter.
-void check_options(const LSAdamWOptions& options);
 
 /// AdamW's per-parameter state (as torch::optim::AdamWParamState).
 struct LSAdamWParamState : public torch::optim::OptimizerCloneableParamState<LSAdamWParamState> {
+  TORCH_MLSGD_PARAM_STATE_MEMBERS(LSAdamWParamState)
+
+  /// Steps this parameter has taken.
   TORCH_ARG(int64_t, step) = 0;
   TORCH_ARG(torch::Tensor, exp_avg);
   TORCH_ARG(torch::Tensor, exp_avg_sq);
+  /// Defined with amsgrad only.
   TORCH_ARG(torch::Tensor, max_exp_avg_sq) = {};
-
- public:
-  void serialize(torch::serialize::InputArchive& archive) override;
-  void serialize(torch::serialize::OutputArchive& archive) const override;
-  friend bool operator==(const LSAdamWParamState& lhs, const LSAdamWParamState& rhs);
-  ~LSAdamWParamState() override = default;
 };
 
 /// AdamW on Laplacian-smoothed gradients (the update rule above); with sigma = 0,
 /// torch::optim::AdamW to rounding. See LSGD for groups, checks and checkpoints.
 class LSAdamW : public SmoothingOptimizer<LSAdamW, LSAdamWOptions, LSAdamWParamState> {
  public:
-  static constexpr const char* kName = "LSAdamW";
   using SmoothingOptimizer::SmoothingOptimizer;
-
   torch::Tensor step(LossClosure closure = nullptr) override;
+
+  static constexpr const char* kName = "LSAdamW";
 };
 
 extern template class SmoothingOptimizer<LSAdamW, LSAdamWOptions, LSAdamWParamState>;
+
+/// Raises c10::ValueError naming the first invalid hyper-parameter of `options`
+/// (the words of torch.optim.AdamW's checks).
+void check_options(const LSAdamWOptions& options);
 
 }  // namespace torch_mlsgd

@@ -36,13 +36,7 @@ struct LSGDOptions : public torch::optim::OptimizerCloneableOptions<LSGDOptions>
   /// "auto", "fft" or "direct" (see laplacian_smooth).
   TORCH_ARG(std::string, backend) = "auto";
 
- public:
-  void serialize(torch::serialize::InputArchive& archive) override;
-  void serialize(torch::serialize::OutputArchive& archive) const override;
-  friend bool operator==(const LSGDOptions& lhs, const LSGDOptions& rhs);
-  ~LSGDOptions() override = default;
-  double get_lr() const override;
-  void set_lr(const double lr) override;
+  TORCH_MLSGD_OPTIONS_MEMBERS(LSGDOptions)
 };
 
 /// Raises c10::ValueError naming the first invalid hyper-parameter.
@@ -51,11 +45,7 @@ void check_options(const LSGDOptions& options);
 struct LSGDParamState : public torch::optim::OptimizerCloneableParamState<LSGDParamState> {
   TORCH_ARG(torch::Tensor, momentum_buffer);
 
- public:
-  void serialize(torch::serialize::InputArchive& archive) override;
-  void serialize(torch::serialize::OutputArchive& archive) const override;
-  friend bool operator==(const LSGDParamState& lhs, const LSGDParamState& rhs);
-  ~LSGDParamState() override = default;
+  TORCH_MLSGD_PARAM_STATE_MEMBERS(LSGDParamState)
 };
 
 /// Laplacian-smoothing SGD. Per parameter w with gradient g, each step:

@@ -43,13 +43,7 @@ struct MLSGDOptions : public torch::optim::OptimizerCloneableOptions<MLSGDOption
   TORCH_ARG(int64_t, period) = 100;
   TORCH_ARG(int64_t, seed) = 0;
 
- public:
-  void serialize(torch::serialize::InputArchive& archive) override;
-  void serialize(torch::serialize::OutputArchive& archive) const override;
-  friend bool operator==(const MLSGDOptions& lhs, const MLSGDOptions& rhs);
-  ~MLSGDOptions() override = default;
-  double get_lr() const override;
-  void set_lr(const double lr) override;
+  TORCH_MLSGD_OPTIONS_MEMBERS(MLSGDOptions)
 
   /// sigma_k of this schedule at step k >= 0.
   double sigma_at(int64_t step) const;
@@ -65,11 +59,7 @@ struct MLSGDParamState : public torch::optim::OptimizerCloneableParamState<MLSGD
   /// Steps this parameter has taken (the k of its next sigma_k).
   TORCH_ARG(int64_t, step) = 0;
 
- public:
-  void serialize(torch::serialize::InputArchive& archive) override;
-  void serialize(torch::serialize::OutputArchive& archive) const override;
-  friend bool operator==(const MLSGDParamState& lhs, const MLSGDParamState& rhs);
-  ~MLSGDParamState() override = default;
+  TORCH_MLSGD_PARAM_STATE_MEMBERS(MLSGDParamState)
 };
 
 /// Modified LSGD: each step is an LSGD step (see torch_mlsgd::LSGD) whose

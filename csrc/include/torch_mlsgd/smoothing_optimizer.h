@@ -12,6 +12,26 @@
 
 #include <vector>
 
+/// The members libtorch's OptimizerOptions interface asks of an options type
+/// (its serialization, comparison and learning rate), declared alike by every
+/// optimizer of the library.
+#define TORCH_MLSGD_OPTIONS_MEMBERS(Options)                               \
+ public:                                                                   \
+  void serialize(torch::serialize::InputArchive& archive) override;        \
+  void serialize(torch::serialize::OutputArchive& archive) const override; \
+  friend bool operator==(const Options& lhs, const Options& rhs);          \
+  ~Options() override = default;                                           \
+  double get_lr() const override;                                          \
+  void set_lr(const double lr) override;
+
+/// The members libtorch's OptimizerParamState interface asks of a state type.
+#define TORCH_MLSGD_PARAM_STATE_MEMBERS(State)                             \
+ public:                                                                   \
+  void serialize(torch::serialize::InputArchive& archive) override;        \
+  void serialize(torch::serialize::OutputArchive& archive) const override; \
+  friend bool operator==(const State& lhs, const State& rhs);              \
+  ~State() override = default;
+
 namespace torch_mlsgd {
 
 /// The base of LSGD, MLSGD and LSAdamW. `Derived` names itself in error messages through

@@ -10,9 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace torch_mlsgd {
-namespace ops {
-namespace cpu {
+namespace torch_mlsgd::ops::cpu {
 namespace {
 
 template <typename scalar_t>
@@ -55,9 +53,7 @@ void lsadamw_step_cpu(const TensorList& params, const TensorList& grads, const T
 }
 
 }  // namespace
-}  // namespace cpu
-}  // namespace ops
-}  // namespace torch_mlsgd
+}  // namespace torch_mlsgd::ops::cpu
 
 STABLE_TORCH_LIBRARY_IMPL(mlsgd, CPU, m) {
   m.impl("lsadamw_step_", TORCH_BOX(&torch_mlsgd::ops::lsadamw_step_kernel<&torch_mlsgd::ops::cpu::lsadamw_step_cpu>));
