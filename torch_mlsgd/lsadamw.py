@@ -15,7 +15,8 @@ from .lsgd import (
     _check_process_group,
     _scalar,
     _smoothed,
-    _typed,
+    check_group_once,
+    check_group_ring,
     refuse_gradient,
 )
 
@@ -142,17 +143,7 @@ class LSAdamW(Optimizer):
                 group.setdefault(key, value)
 
     def _check_group(self, group: Dict[str, Any]) -> None:
-        """Checks a group's hyper-parameters once per distinct set of values (a scheduler's
-        change is seen; types too: order=1.0 equals 1 but is not an order)."""
-        if torch.compiler.is_compiling():
-            return  # checked at construction, as torch.optim checks; no graph break
-        checked = self.__dict__.setdefault("_checked", {})
-        keys = [k for k in group if k != "params"]
-        values = _typed(tuple(group[k] for k in keys))
-        if checked.get(id(group)) == (keys, values):
-            return
-        check_lsadamw_hyperparameters(group)
-        checked[id(group)] = (keys, values)
+        check_group_once(self, group, check_lsadamw_hyperparameters)
 
     def _uses_fused(self, group: Dict[str, Any]) -> bool:
         """Whether the group steps through mlsgd::lsadamw_step_ (when it smooths)."""
@@ -197,12 +188,8 @@ class LSAdamW(Optimizer):
             if group["amsgrad"]:
                 max_exp_avg_sqs.append(state["max_exp_avg_sq"])
             state_steps.append(state["step"])
-        if group["flatten"] == "group" and grads:
-            for g in grads[1:]:
-                if g.dtype != grads[0].dtype or g.device != grads[0].device:
-                    raise RuntimeError(
-                        "flatten='group' smooths a group's gradients as one vector, so they must share one dtype and "
-                        f"device; got {grads[0].dtype} on {grads[0].device} and {g.dtype} on {g.device}")
+        if group["flatten"] == "group":
+            check_group_ring(grads)
 
     def _check_direct_route(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor]) -> None:
         """backend="direct" refuses what its kernels cannot take: asked before any group

@@ -148,14 +148,8 @@ class LSGD(Optimizer):
             # .get on the defaultdict itself would create empty entries.
             param_state = state.get(p)
             momentum_buffers.append(param_state.get("momentum_buffer") if param_state else None)
-        if group["flatten"] == "group" and grads:
-            first = grads[0]
-            for g in grads[1:]:
-                if g.dtype != first.dtype or g.device != first.device:
-                    raise RuntimeError(
-                        "flatten='group' smooths a group's gradients as one vector, so they must share "
-                        f"one dtype and device; got {first.dtype} on {first.device} and {g.dtype} on {g.device}"
-                    )
+        if group["flatten"] == "group":
+            check_group_ring(grads)
 
     def _sigmas(self, group: Dict[str, Any], params: List[Tensor]) -> Optional[List[float]]:
         """Each parameter's smoothing strength in this step; None: the group's sigma for all."""
@@ -239,23 +233,7 @@ class LSGD(Optimizer):
         refuse_gradient(type(self).__name__, grad)
 
     def _check_group(self, group: Dict[str, Any]) -> None:
-        if torch.compiler.is_compiling():
-            return  # checked at construction, as torch.optim's optimizers check; no graph break
-        # Checked once per distinct set of values: a step re-checks a group only
-        # when something (a scheduler, the user) changed one of its hyper-parameters.
-        # Types are compared too: order=1.0 equals 1 but is not a valid order.
-        checked = self.__dict__.setdefault("_checked", {})
-        entry = checked.get(id(group))
-        if entry is not None:
-            values_of, values = entry
-            try:
-                if _typed(values_of(group)) == values:
-                    return
-            except KeyError:  # a hyper-parameter was removed: check (and fail) below
-                pass
-        self._check_hyperparameters(group)
-        values_of = operator.itemgetter(*[k for k in group if k != "params"])
-        checked[id(group)] = (values_of, _typed(values_of(group)))
+        check_group_once(self, group, self._check_hyperparameters)
 
     def _check_hyperparameters(self, group: Dict[str, Any]) -> None:
         check_lsgd_hyperparameters(group)
@@ -300,6 +278,39 @@ class LSGD(Optimizer):
 _PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 # Gradient dtypes LSGD smooths (half precision in float32).
 _SMOOTHABLE_DTYPES = frozenset((torch.float16, torch.bfloat16, torch.float32, torch.float64))
+
+
+def check_group_once(optimizer: Optimizer, group: Dict[str, Any], check: Callable[[Dict[str, Any]], None]) -> None:
+    """Runs ``check(group)`` once per distinct set of the group's values (the optimizer's
+    ``_checked`` keeps what was checked, by group): a step re-checks a group only when something (a
+    scheduler, the user) changed one of its hyper-parameters. Types are compared too:
+    order=1.0 equals 1 but is not a valid order. Not under torch.compile: checked at
+    construction, as torch.optim's optimizers check, with no graph break."""
+    if torch.compiler.is_compiling():
+        return
+    checked = optimizer.__dict__.setdefault("_checked", {})
+    entry = checked.get(id(group))
+    if entry is not None:
+        values_of, values = entry
+        try:
+            if _typed(values_of(group)) == values:
+                return
+        except KeyError:  # a hyper-parameter was removed: check (and fail) below
+            pass
+    check(group)
+    values_of = operator.itemgetter(*[k for k in group if k != "params"])
+    checked[id(group)] = (values_of, _typed(values_of(group)))
+
+
+def check_group_ring(grads: List[Tensor]) -> None:
+    """flatten="group" smooths a group's gradients as one vector: they must share one
+    dtype and device (RuntimeError otherwise)."""
+    for g in grads[1:]:
+        if g.dtype != grads[0].dtype or g.device != grads[0].device:
+            raise RuntimeError(
+                "flatten='group' smooths a group's gradients as one vector, so they must share "
+                f"one dtype and device; got {grads[0].dtype} on {grads[0].device} and {g.dtype} on {g.device}"
+            )
 
 
 def refuse_gradient(optimizer: str, grad: Tensor) -> None:
