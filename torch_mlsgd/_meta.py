@@ -46,7 +46,7 @@ def register() -> None:
 
     @torch.library.register_fake("mlsgd::lsgd_step_.tensor")
     def _lsgd_step_tensor(params, grads, momentum_buffers, fresh_buffers, lr, sigma, order, momentum, dampening,
-                          weight_decay, nesterov, maximize, flatten, backend):
+                          weight_decay, nesterov, maximize, flatten, backend, grad_scale=None, found_inf=None):
         return None
 
     @torch.library.register_fake("mlsgd::scheduled_sigmas")
@@ -55,10 +55,11 @@ def register() -> None:
 
     @torch.library.register_fake("mlsgd::lsgd_step_")
     def _lsgd_step_(params, grads, momentum_buffers, fresh_buffers, lr, sigma, order, momentum, dampening,
-                    weight_decay, nesterov, maximize, flatten, backend):
+                    weight_decay, nesterov, maximize, flatten, backend, grad_scale=None, found_inf=None):
         return None
 
     @torch.library.register_fake("mlsgd::lsadamw_step_")
     def _lsadamw_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, beta1, beta2,
-                       weight_decay, eps, amsgrad, maximize, sigma, order, flatten, backend):
+                       weight_decay, eps, amsgrad, maximize, sigma, order, flatten, backend, grad_scale=None,
+                       found_inf=None):
         return None

@@ -4,13 +4,13 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 from torch.optim.optimizer import _get_scalar_dtype
 
 from ._validation import check_lsadamw_hyperparameters
 from .lsgd import (
     _PLAIN_TENSORS,
     _SMOOTHABLE_DTYPES,
+    GivenParams,
     _as_tensor,
     _check_process_group,
     _scalar,
@@ -23,7 +23,7 @@ from .lsgd import (
 __all__ = ["LSAdamW"]
 
 
-class LSAdamW(Optimizer):
+class LSAdamW(GivenParams):
     r"""AdamW on Laplacian-smoothed gradients (LS-AdamW).
 
     Each step replaces every gradient by its Laplacian smoothing, then takes the step of
@@ -155,6 +155,17 @@ class LSAdamW(Optimizer):
             return group["foreach"] is None and (torch.compiler.is_compiling() or group["capturable"] is False)
         return bool(group["fused"])
 
+    @property
+    def _step_supports_amp_scaling(self) -> bool:
+        """Whether GradScaler hands ``step()`` its ``grad_scale`` and ``found_inf`` (torch's
+        contract for fused optimizers): as for torch's AdamW, when ``fused=True`` was asked
+        for (every group), and the fused kernel runs, which divides S(g) by the scale and
+        skips a step with inf/NaN itself (on CUDA through torch's fused AdamW, on the
+        device)."""
+        return self._process_group is None and all(
+            group["fused"] is True and self._uses_fused(group)
+            and all(type(p) in _PLAIN_TENSORS for p in group["params"]) for group in self.param_groups)
+
     def _init_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor],
                     exp_avg_sqs: List[Tensor], max_exp_avg_sqs: List[Tensor], state_steps: List[Tensor]) -> None:
         _check_process_group(self._process_group, group["flatten"])
@@ -231,6 +242,9 @@ class LSAdamW(Optimizer):
         beta1, beta2 = group["betas"]
         sigma, order, flatten, backend = group["sigma"], group["order"], group["flatten"], group["backend"]
         distributed = self._process_group is not None or not all(type(p) in _PLAIN_TENSORS for p in params)
+        # Set by GradScaler for the length of step() (see _step_supports_amp_scaling).
+        grad_scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
+        amp = grad_scale is not None or found_inf is not None
         if distributed and sigma != 0:
             grads = _presmoothed(params, grads, sigma, order, flatten, backend, self._process_group)
         elif sigma != 0 and self._uses_fused(group):
@@ -239,7 +253,10 @@ class LSAdamW(Optimizer):
                                           _as_tensor(group["lr"]), float(beta1), float(beta2),
                                           float(_scalar(group["weight_decay"])), float(group["eps"]),
                                           bool(group["amsgrad"]), bool(group["maximize"]), float(sigma), int(order),
-                                          flatten, backend)
+                                          flatten, backend, grad_scale, found_inf)
+            if found_inf is not None:
+                # A skipped step takes its count back, on the device, as torch's fused AdamW does.
+                torch._foreach_sub_(state_steps, [found_inf] * len(state_steps))
             if not torch.compiler.is_compiling():
                 # The kernel writes through data pointers: tell autograd (compiled graphs
                 # track their mutations themselves).
@@ -247,9 +264,11 @@ class LSAdamW(Optimizer):
             return
         elif sigma != 0:
             grads = _smoothed(grads, sigma, order, flatten, backend, maximize=False)
-        # sigma = 0, or gradients smoothed above: torch's own AdamW step.
+        # sigma = 0, or gradients smoothed above: torch's own AdamW step (its fused one
+        # under GradScaler, which takes grad_scale and found_inf as the kernel does).
         _torch_adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, group,
-                     fused=False if distributed else group["fused"])
+                     fused=True if amp else False if distributed else group["fused"], grad_scale=grad_scale,
+                     found_inf=found_inf)
 
 
 def _presmoothed(params: List[Tensor], grads: List[Tensor], sigma: float, order: int, flatten: str, backend: str,
@@ -269,7 +288,8 @@ def _presmoothed(params: List[Tensor], grads: List[Tensor], sigma: float, order:
 
 
 def _torch_adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, group: Dict[str, Any],
-                 fused: Optional[bool]) -> None:
+                 fused: Optional[bool], grad_scale: Optional[Tensor] = None,
+                 found_inf: Optional[Tensor] = None) -> None:
     """torch.optim.AdamW's step on these gradients, with the group's arguments: the same
     functional call AdamW makes, so that sigma = 0 agrees with it bit for bit."""
     from torch.optim.adamw import adamw
@@ -283,7 +303,8 @@ def _torch_adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_st
     adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, foreach=foreach,
           capturable=group["capturable"], differentiable=group["differentiable"], fused=fused,
           has_complex=False, amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=lr,
-          weight_decay=_scalar(group["weight_decay"]), eps=group["eps"], maximize=group["maximize"])
+          weight_decay=_scalar(group["weight_decay"]), eps=group["eps"], maximize=group["maximize"],
+          grad_scale=grad_scale, found_inf=found_inf)
 
 
 def _torch_defaults_to_foreach(params: List[Tensor]) -> bool:

@@ -1,6 +1,7 @@
 """LSGD: stochastic gradient descent on Laplacian-smoothed gradients."""
 
 import operator
+from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
@@ -13,7 +14,21 @@ from .functional import laplacian_smooth
 __all__ = ["LSGD", "lsgd"]
 
 
-class LSGD(Optimizer):
+class GivenParams(Optimizer):
+    """An Optimizer that remembers the tensors it was given (add_param_group, which the
+    constructor calls too), so that a step can refuse a group whose tensors were replaced
+    behind its back (see check_group_once)."""
+
+    def add_param_group(self, param_group: Dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        self.__dict__.setdefault("_given", set()).update(map(id, self.param_groups[-1]["params"]))
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._given = {id(p) for group in self.param_groups for p in group["params"]}
+
+
+class LSGD(GivenParams):
     r"""Laplacian-smoothing stochastic gradient descent (Osher et al., 2018).
 
     Each step replaces every gradient by its Laplacian smoothing, then takes an SGD
@@ -151,6 +166,17 @@ class LSGD(Optimizer):
         if group["flatten"] == "group":
             check_group_ring(grads)
 
+    @property
+    def _step_supports_amp_scaling(self) -> bool:
+        """Whether GradScaler hands ``step()`` its ``grad_scale`` and ``found_inf`` (torch's
+        contract for fused optimizers) instead of unscaling the gradients and reading
+        found_inf on the host first: as for torch's SGD, when ``fused=True`` was asked for
+        (every group), and the fused kernel runs, which divides S(g) by the scale and skips
+        a step with inf/NaN itself, on the device. (Not by default: code that clips
+        unscaled gradients, such as Lightning's, refuses optimizers that unscale.)"""
+        return self._process_group is None and all(group["fused"] is True and _takes_fused_kernel(group)
+                                                   for group in self.param_groups)
+
     def _sigmas(self, group: Dict[str, Any], params: List[Tensor]) -> Optional[List[float]]:
         """Each parameter's smoothing strength in this step; None: the group's sigma for all."""
         return None
@@ -211,7 +237,14 @@ class LSGD(Optimizer):
             from .distributed import like_param, local_shard
         buffers = momentum_buffers if plain else [local_shard(b) for b in momentum_buffers]
         fresh = [i for i, buf in enumerate(buffers) if buf is None]
-        if not isinstance(sigma, Tensor) and sigma == 0 and plain and self._process_group is None:
+        # Set by GradScaler for the length of step() (see _step_supports_amp_scaling).
+        amp = {key: getattr(self, key) for key in ("grad_scale", "found_inf") if getattr(self, key, None) is not None}
+        if amp and not isinstance(sigma, Tensor) and sigma == 0:
+            # torch's fused SGD, which takes GradScaler's tensors as the kernel does.
+            implementation = partial(_torch_sgd(None, True), **amp)
+        elif amp:
+            implementation = partial(_fused_lsgd, **amp)
+        elif not isinstance(sigma, Tensor) and sigma == 0 and plain and self._process_group is None:
             # No smoothing: torch's own SGD step, with the same arguments (the sharded
             # rings of distributed groups, smoothed already, step with sigma = 0 below).
             implementation = _torch_sgd(group["foreach"], group["fused"])
@@ -288,6 +321,8 @@ def check_group_once(optimizer: Optimizer, group: Dict[str, Any], check: Callabl
     construction, as torch.optim's optimizers check, with no graph break."""
     if torch.compiler.is_compiling():
         return
+    if not optimizer.__dict__.get("_given", set()).issuperset(map(id, group["params"])):
+        _refuse_replaced_params(optimizer, group)
     checked = optimizer.__dict__.setdefault("_checked", {})
     entry = checked.get(id(group))
     if entry is not None:
@@ -300,6 +335,18 @@ def check_group_once(optimizer: Optimizer, group: Dict[str, Any], check: Callabl
     check(group)
     values_of = operator.itemgetter(*[k for k in group if k != "params"])
     checked[id(group)] = (values_of, _typed(values_of(group)))
+
+
+def _refuse_replaced_params(optimizer: Optimizer, group: Dict[str, Any]) -> None:
+    index = next(i for i, g in enumerate(optimizer.param_groups) if g is group)
+    shapes = [tuple(p.shape) for p in group["params"] if id(p) not in optimizer._given]
+    raise RuntimeError(
+        f"{type(optimizer).__name__}: param_groups[{index}]['params'] holds tensors this optimizer was never given "
+        f"(shapes {shapes[:3]}{' ...' if len(shapes) > 3 else ''}). Engines that replace a group's parameters by one "
+        "flat partition per rank (DeepSpeed ZeRO, stages 1-3, and its bf16 optimizer) would have each rank smooth "
+        "its own slice of the concatenated group, which is not the method, so it is refused rather than changed "
+        "silently. Shard with DDP, FSDP2 or ZeroRedundancyOptimizer instead (exact: docs/distributed.md); add "
+        "parameters with add_param_group.")
 
 
 def check_group_ring(grads: List[Tensor]) -> None:
@@ -422,9 +469,10 @@ def _torch_sgd(foreach: Optional[bool], fused: Optional[bool]) -> Callable[..., 
     from torch.optim.sgd import sgd
 
     def step(params, grads, momentum_buffer_list, *, lr, sigma, order, momentum, dampening, weight_decay,
-             nesterov, maximize, flatten, backend) -> None:
+             nesterov, maximize, flatten, backend, grad_scale=None, found_inf=None) -> None:
         sgd(params, grads, momentum_buffer_list, foreach=foreach, fused=fused, weight_decay=weight_decay,
-            momentum=momentum, lr=lr, dampening=dampening, nesterov=nesterov, maximize=maximize)
+            momentum=momentum, lr=lr, dampening=dampening, nesterov=nesterov, maximize=maximize,
+            grad_scale=grad_scale, found_inf=found_inf)
 
     return step
 
@@ -439,13 +487,22 @@ def _implementation(foreach: Optional[bool], fused: Optional[bool]) -> Callable[
 
 
 def _fused_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, momentum, dampening, weight_decay,
-                nesterov, maximize, flatten, backend) -> None:
+                nesterov, maximize, flatten, backend, grad_scale: Optional[Tensor] = None,
+                found_inf: Optional[Tensor] = None) -> None:
     if momentum != 0:
         fresh = [buf is None for buf in momentum_buffer_list]
         if any(fresh):
+            if found_inf is not None and dampening != 0 and found_inf.item() != 0:
+                # A new buffer that a skipped step leaves at zero would later read as
+                # momentum * 0 + (1 - dampening) * d, not d: with dampening, the one case
+                # that reads found_inf on the host, skip here and create no buffer.
+                return
+            # Zeros under GradScaler: with dampening 0, a buffer left at zero by a step the
+            # kernel skips gives momentum * 0 + d = d next step, as a new buffer does.
+            new_buffer = torch.empty_like if found_inf is None else torch.zeros_like
             for i, p in enumerate(params):
                 if fresh[i]:
-                    momentum_buffer_list[i] = torch.empty_like(p, memory_format=torch.contiguous_format)
+                    momentum_buffer_list[i] = new_buffer(p, memory_format=torch.contiguous_format)
         buffers = momentum_buffer_list
     else:
         fresh, buffers = [], []
@@ -454,16 +511,23 @@ def _fused_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, moment
         # float for torch.compile to specialise on, so a changing lr recompiles nothing.
         torch.ops.mlsgd.lsgd_step_.tensor(params, grads, buffers, fresh, _as_tensor(lr), _as_tensor(sigma),
                                           int(order), float(momentum), float(dampening), float(_scalar(weight_decay)),
-                                          bool(nesterov), bool(maximize), flatten, backend)
+                                          bool(nesterov), bool(maximize), flatten, backend, grad_scale, found_inf)
     else:
         torch.ops.mlsgd.lsgd_step_.default(params, grads, buffers, fresh, float(lr), float(sigma), int(order),
                                            float(momentum), float(dampening), float(_scalar(weight_decay)),
-                                           bool(nesterov), bool(maximize), flatten, backend)
+                                           bool(nesterov), bool(maximize), flatten, backend, grad_scale, found_inf)
     if not torch.compiler.is_compiling():
         # The kernel writes through data pointers: tell autograd the tensors changed, so
         # that a graph which saved a parameter before the step refuses the stale value (as
         # after torch's SGD). Compiled graphs track their mutations themselves.
         torch.autograd.graph.increment_version([*params, *buffers])
+
+
+def _takes_fused_kernel(group: Dict[str, Any]) -> bool:
+    """Whether a group's step is one call of mlsgd::lsgd_step_ on its own tensors (not
+    under autograd, not through another implementation, no shards)."""
+    return (not group.get("differentiable", False) and _implementation(group["foreach"], group["fused"]) is _fused_lsgd
+            and all(type(p) in _PLAIN_TENSORS for p in group["params"]))
 
 
 def _single_tensor_lsgd(params, grads, momentum_buffer_list, *, lr, sigma, order, momentum, dampening,

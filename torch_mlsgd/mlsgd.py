@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ._validation import check_lsgd_hyperparameters
-from .lsgd import _PLAIN_TENSORS, LSGD, _fused_lsgd, _implementation
+from .lsgd import LSGD, _takes_fused_kernel
 
 __all__ = ["MLSGD", "scheduled_sigma", "SCHEDULES"]
 
@@ -164,6 +164,14 @@ class MLSGD(LSGD):
         check_lsgd_hyperparameters(group)
         _check_schedule(group)
 
+    def _step(self) -> None:
+        found_inf = getattr(self, "found_inf", None)  # GradScaler's (see LSGD._step_supports_amp_scaling)
+        if found_inf is not None and found_inf.item() != 0:
+            # The schedule counts steps on the host, so a skipped step must be known
+            # there: the one read of found_inf (GradScaler's own path makes it too).
+            return
+        super()._step()
+
     def _sigma_at(self, group: Dict[str, Any], step: int) -> float:
         return scheduled_sigma(step, schedule=group["schedule"], sigma=group["sigma"], sigma_min=group["sigma_min"],
                                sigma_max=group["sigma_max"], period=group["period"], seed=group["seed"])
@@ -178,7 +186,7 @@ class MLSGD(LSGD):
 
     def _step_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
                     momentum_buffers: List[Optional[Tensor]], sigmas: Optional[List[float]] = None) -> None:
-        if sigmas is None and torch.compiler.is_compiling() and self._tensor_sigmas_apply(group, params):
+        if sigmas is None and torch.compiler.is_compiling() and self._tensor_sigmas_apply(group):
             # Under torch.compile: sigma_k from the count tensors by an op, as a tensor
             # handed to the fused kernel: no Python number for dynamo to specialise on.
             counters = self._counters(params)
@@ -209,12 +217,10 @@ class MLSGD(LSGD):
             counters.append(state["step"])
         return counters
 
-    def _tensor_sigmas_apply(self, group: Dict[str, Any], params: List[Tensor]) -> bool:
+    def _tensor_sigmas_apply(self, group: Dict[str, Any]) -> bool:
         """Whether a group's step can take sigma_k as a tensor: the fused kernel on plain
         tensors (the unfused and distributed paths need sigma_k as a number)."""
-        return (self._process_group is None and all(type(p) in _PLAIN_TENSORS for p in params)
-                and not group.get("differentiable", False)
-                and _implementation(group["foreach"], group["fused"]) is _fused_lsgd)
+        return self._process_group is None and _takes_fused_kernel(group)
 
 
 def _exact_count(step: Any) -> Tensor:

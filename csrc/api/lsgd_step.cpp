@@ -13,7 +13,8 @@ namespace torch_mlsgd {
 namespace {
 
 using StepSignature = void(at::TensorList, at::TensorList, at::TensorList, const c10::List<bool>&, double, double,
-                           int64_t, double, double, double, bool, bool, c10::string_view, c10::string_view);
+                           int64_t, double, double, double, bool, bool, c10::string_view, c10::string_view,
+                           const std::optional<at::Tensor>&, const std::optional<at::Tensor>&);
 
 const c10::TypedOperatorHandle<StepSignature>& step_op() {
   static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("mlsgd::lsgd_step_", "").typed<StepSignature>();
@@ -38,7 +39,7 @@ void lsgd_step_(at::TensorList params, at::TensorList grads, at::TensorList mome
     // that saved a parameter before the step refuses to use the stale value.
     at::AutoDispatchBelowADInplaceOrView guard;
     step_op().call(params, grads, momentum_buffers, fresh, o.lr(), o.sigma(), o.order(), o.momentum(), o.dampening(),
-                   o.weight_decay(), o.nesterov(), o.maximize(), o.flatten(), o.backend());
+                   o.weight_decay(), o.nesterov(), o.maximize(), o.flatten(), o.backend(), std::nullopt, std::nullopt);
   }
   for (const auto& p : params) {
     torch::autograd::impl::bump_version(p);

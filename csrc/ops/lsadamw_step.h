@@ -16,7 +16,7 @@ namespace ops {
 
 using TensorList = std::vector<Tensor>;
 
-struct AdamWStepArgs {
+struct [[gnu::visibility("hidden")]] AdamWStepArgs {
   double lr;
   double beta1;
   double beta2;
@@ -28,6 +28,7 @@ struct AdamWStepArgs {
   int64_t order;
   bool group_ring;  // flatten == "group"
   std::string backend;
+  AmpScaling amp;
 };
 
 // The tensors of one step: a state list is empty or holds one tensor per
@@ -60,16 +61,19 @@ using AdamWStep = void (*)(const TensorList& params, const TensorList& grads, co
                            const TensorList& state_steps, const AdamWStepArgs& args);
 
 // A backend's kernel of mlsgd::lsadamw_step_ (the schema's argument list): lr
-// read on the host, every argument checked, then the backend's step.
+// read on the host, every argument checked, then the backend's step (none when
+// found_inf is set on the CPU).
 template <AdamWStep step>
 void lsadamw_step_kernel(TensorList params, TensorList grads, TensorList exp_avgs, TensorList exp_avg_sqs,
                          TensorList max_exp_avg_sqs, TensorList state_steps, Tensor lr, double beta1, double beta2,
                          double weight_decay, double eps, bool amsgrad, bool maximize, double sigma, int64_t order,
-                         std::string flatten, std::string backend) {
-  const AdamWStepArgs args = check_lsadamw_step_args(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps,
-                                                     host_values(lr, 1, "lr")[0], beta1, beta2, weight_decay, eps,
-                                                     amsgrad, maximize, sigma, order, flatten, backend);
-  if (!params.empty()) {
+                         std::string flatten, std::string backend, std::optional<Tensor> grad_scale,
+                         std::optional<Tensor> found_inf) {
+  AdamWStepArgs args = check_lsadamw_step_args(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps,
+                                               host_values(lr, 1, "lr")[0], beta1, beta2, weight_decay, eps, amsgrad,
+                                               maximize, sigma, order, flatten, backend);
+  args.amp = amp_scaling(grad_scale, found_inf, device_of(params), "lsadamw_step_");
+  if (!params.empty() && !args.amp.skip) {
     step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, args);
   }
 }

@@ -55,8 +55,8 @@ AdamWStepArgs check_lsadamw_step_args(const TensorList& params, const TensorList
             grads[0].scalar_type(), " and ", grads[i].scalar_type());
     }
   }
-  return AdamWStepArgs{lr,       beta1, beta2, weight_decay,       eps,    amsgrad,
-                       maximize, sigma, order, flatten == "group", backend};
+  return AdamWStepArgs{lr,       beta1, beta2, weight_decay,       eps,     amsgrad,
+                       maximize, sigma, order, flatten == "group", backend, AmpScaling{}};
 }
 
 void run_adamw_step(const AdamWStepTensors& t, const AdamWStepArgs& args,

@@ -49,7 +49,35 @@ LSGDStepArgs check_lsgd_step_args(const TensorList& params, const TensorList& gr
     }
   }
   return LSGDStepArgs{lr,           sigma,    order,    momentum,           dampening,
-                      weight_decay, nesterov, maximize, flatten == "group", backend};
+                      weight_decay, nesterov, maximize, flatten == "group", backend,
+                      AmpScaling{}};
+}
+
+AmpScaling amp_scaling(const std::optional<Tensor>& grad_scale, const std::optional<Tensor>& found_inf,
+                       const std::optional<torch::stable::Device>& device, const char* op) {
+  AmpScaling amp{grad_scale, found_inf};
+  auto check_one = [&](const std::optional<Tensor>& t, const char* what) {
+    if (!t.has_value()) {
+      return;
+    }
+    check(t->scalar_type() == ScalarType::Float && t->numel() == 1, op, ": ", what,
+          " must be a one-element float32 tensor (as GradScaler makes it); got ", t->numel(), " elements of ",
+          t->scalar_type());
+    check(!device.has_value() || t->device() == *device, op, ": ", what,
+          " must be on the parameters' device (GradScaler puts it there)");
+  };
+  check_one(grad_scale, "grad_scale");
+  check_one(found_inf, "found_inf");
+  const bool on_cpu = !device.has_value() || device->type() == torch::stable::DeviceType::CPU;
+  if (on_cpu) {
+    // CPU scalars: read directly, no op call.
+    amp.skip = found_inf.has_value() && *found_inf->const_data_ptr<float>() != 0.0f;
+    amp.unscale = grad_scale.has_value() ? 1.0 / static_cast<double>(*grad_scale->const_data_ptr<float>()) : 1.0;
+  } else {
+    amp.device_grad_scale = grad_scale.has_value() ? grad_scale->const_data_ptr<float>() : nullptr;
+    amp.device_found_inf = found_inf.has_value() ? found_inf->const_data_ptr<float>() : nullptr;
+  }
+  return amp;
 }
 
 std::vector<double> host_values(const Tensor& t, size_t count, const char* what) {

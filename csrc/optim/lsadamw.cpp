@@ -17,7 +17,8 @@ namespace {
 
 using StepSignature = void(at::TensorList, at::TensorList, at::TensorList, at::TensorList, at::TensorList,
                            at::TensorList, const at::Tensor&, double, double, double, double, bool, bool, double,
-                           int64_t, c10::string_view, c10::string_view);
+                           int64_t, c10::string_view, c10::string_view, const std::optional<at::Tensor>&,
+                           const std::optional<at::Tensor>&);
 
 const c10::TypedOperatorHandle<StepSignature>& step_op() {
   static const auto op =
@@ -66,7 +67,7 @@ void group_step(optim_detail::StateMap& state, const std::vector<torch::Tensor>&
     const auto [beta1, beta2] = o.betas();
     step_op().call(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps,
                    torch::scalar_tensor(o.lr(), torch::kFloat64), beta1, beta2, o.weight_decay(), o.eps(), o.amsgrad(),
-                   o.maximize(), o.sigma(), o.order(), o.flatten(), o.backend());
+                   o.maximize(), o.sigma(), o.order(), o.flatten(), o.backend(), std::nullopt, std::nullopt);
   }
   for (size_t i = 0; i < params.size(); ++i) {
     torch::autograd::impl::bump_version(params[i]);

@@ -292,7 +292,7 @@ TEST_F(CudaKernels, OneLaunchSmoothsRingsOfDifferentLengthsOnAStream) {
 TEST_F(CudaKernels, FusedUpdateFollowsTheRule) {
   const int64_t n = 50000;
   const auto g = random_vector(n, 3), w0 = random_vector(n, 4), b0 = random_vector(n, 5);
-  const kernels::UpdateRule rule{0.1, 0.9, 0.0, 0.01, true};
+  const kernels::UpdateRule rule{{0.1, 0.9, 0.0, 0.01, true}};
   for (bool fresh : {true, false}) {
     DeviceArray<double> grad(g), param(w0), buffer(b0);
     const auto filter = make_recursive_filter(1.0, 1, 1e-17);
@@ -309,18 +309,57 @@ TEST_F(CudaKernels, FusedUpdateFollowsTheRule) {
     ASSERT_TRUE(smooths(s, g, 1.0, 1, 1e-10));
     const auto w = param.download(), b = buffer.download();
     for (int64_t i = 0; i < n; ++i) {
-      double d = -s[i] + rule.weight_decay * w0[i];  // scale = -gain: maximizing
-      const double expected_b = fresh ? d : rule.momentum * b0[i] + (1 - rule.dampening) * d;
-      d = d + rule.momentum * expected_b;
+      double d = -s[i] + rule.update.weight_decay * w0[i];  // scale = -gain: maximizing
+      const double expected_b = fresh ? d : rule.update.momentum * b0[i] + (1 - rule.update.dampening) * d;
+      d = d + rule.update.momentum * expected_b;
       EXPECT_NEAR(b[i], expected_b, 1e-10);
-      EXPECT_NEAR(w[i], w0[i] - rule.lr * d, 1e-10);
+      EXPECT_NEAR(w[i], w0[i] - rule.update.lr * d, 1e-10);
     }
+  }
+}
+
+// GradScaler's tensors, read by the update kernels on the device: a scaled input
+// with its grad_scale steps as the unscaled input does (a power of two: exactly), and
+// a nonzero found_inf leaves parameter and buffer as they were.
+TEST_F(CudaKernels, UpdatesReadGradScaleAndFoundInfOnTheDevice) {
+  const int64_t n = 30000;
+  const auto g = random_vector(n, 6), w0 = random_vector(n, 7), b0 = random_vector(n, 8);
+  std::vector<double> scaled_g(g);
+  for (double& x : scaled_g) {
+    x *= 1024.0;
+  }
+  const auto filter = make_recursive_filter(2.0, 1, 1e-9);
+  kernels::DeviceFilter f;
+  ASSERT_TRUE(kernels::make_device_filter(filter, sizeof(float), shared_limit(), &f));
+  DeviceArray<float> scale(std::vector<double>{1024.0}), no_inf(std::vector<double>{0.0}),
+      inf(std::vector<double>{1.0});
+  for (bool direct : {true, false}) {
+    auto step = [&](const std::vector<double>& input, const float* grad_scale, const float* found_inf) {
+      DeviceArray<float> grad(input), param(w0), buffer(b0);
+      const kernels::UpdateRule rule{{0.1, 0.9, 0.0, 0.01, false}, grad_scale, found_inf};
+      const kernels::UpdateRing<float> ring{grad.get(), param.get(), buffer.get(),
+                                            n,          false,       direct ? filter.gain : 1.0};
+      // (EXPECT, not CUDA_OK's ASSERT: a lambda with a result cannot return early.)
+      EXPECT_EQ(direct ? kernels::direct_update(&ring, 1, f, rule, nullptr)
+                       : kernels::elementwise_update(&ring, 1, rule, nullptr),
+                cudaSuccess);
+      EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      return std::make_pair(param.download(), buffer.download());
+    };
+    const auto plain = step(g, nullptr, nullptr);
+    const auto scaled = step(scaled_g, scale.get(), no_inf.get());
+    EXPECT_EQ(scaled.first, plain.first) << (direct ? "direct" : "elementwise");
+    EXPECT_EQ(scaled.second, plain.second) << (direct ? "direct" : "elementwise");
+    const auto skipped = step(scaled_g, scale.get(), inf.get());
+    const DeviceArray<float> w0_float(w0), b0_float(b0);  // the values as float32 stores them
+    EXPECT_EQ(skipped.first, w0_float.download()) << (direct ? "direct" : "elementwise");
+    EXPECT_EQ(skipped.second, b0_float.download()) << (direct ? "direct" : "elementwise");
   }
 }
 
 TEST_F(CudaKernels, ElementwiseUpdateOverSeveralRings) {
   const std::vector<int64_t> sizes = {3, 4096, 12345};
-  const kernels::UpdateRule rule{0.5, 0.0, 0.0, 0.1, false};
+  const kernels::UpdateRule rule{{0.5, 0.0, 0.0, 0.1, false}};
   std::vector<std::vector<double>> g, w;
   std::vector<std::unique_ptr<DeviceArray<float>>> grads, params;
   std::vector<kernels::UpdateRing<float>> rings;
@@ -337,8 +376,8 @@ TEST_F(CudaKernels, ElementwiseUpdateOverSeveralRings) {
     const auto got = params[i]->download();
     for (int64_t j = 0; j < sizes[i]; ++j) {
       const double w0 = static_cast<float>(w[i][j]);
-      const double d = static_cast<float>(g[i][j]) + rule.weight_decay * w0;
-      EXPECT_NEAR(got[j], w0 - rule.lr * d, 1e-5);
+      const double d = static_cast<float>(g[i][j]) + rule.update.weight_decay * w0;
+      EXPECT_NEAR(got[j], w0 - rule.update.lr * d, 1e-5);
     }
   }
 }
@@ -396,7 +435,7 @@ TEST_F(CudaKernels, ManyRingsSpanSeveralLaunches) {
   kernels::DeviceFilter f;
   ASSERT_TRUE(kernels::make_device_filter(make_recursive_filter(1.0, 1, 1e-9), sizeof(float), shared_limit(), &f));
   CUDA_OK(kernels::direct_smooth(rings.data(), count, f, nullptr));
-  const kernels::UpdateRule rule{0.5, 0.0, 0.0, 0.0, false};
+  const kernels::UpdateRule rule{{0.5, 0.0, 0.0, 0.0, false}};
   CUDA_OK(kernels::elementwise_update(updates.data(), count, rule, nullptr));
   CUDA_OK(cudaDeviceSynchronize());
   for (int64_t i = 0; i < count; ++i) {
@@ -478,7 +517,7 @@ TEST_F(CudaKernels, StepsReplayFromACudaGraph) {
   const auto filter = make_recursive_filter(1.0, 1, 1e-17);
   kernels::DeviceFilter f;
   ASSERT_TRUE(kernels::make_device_filter(filter, sizeof(double), shared_limit(), &f));
-  const kernels::UpdateRule rule{0.1, 0.9, 0.0, 0.0, false};
+  const kernels::UpdateRule rule{{0.1, 0.9, 0.0, 0.0, false}};
   cudaStream_t stream;
   CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   DeviceArray<double> grad(g), eager_w(w0), eager_b(static_cast<size_t>(n)), graph_w(w0),

@@ -326,3 +326,59 @@ def dead_rank_worker(rank, world, init_file, name, out):
     unchanged = all(torch.equal(p.to_local(), b) for p, b in zip(model.parameters(), before))
     torch.save({"error": error, "elapsed": elapsed, "unchanged": unchanged}, os.path.join(out, f"rank{rank}.pt"))
     os._exit(0)  # the process group cannot be shut down cleanly without its peer
+
+
+DEEPSPEED_STEPS = 4
+
+
+def deepspeed_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+
+
+def deepspeed_optimizer(name, params):
+    if name == "lsadamw":
+        return torch_mlsgd.LSAdamW(params, lr=0.01, sigma=1.0, flatten="group")
+    return torch_mlsgd.LSGD(params, lr=0.1, sigma=1.0, momentum=0.9, flatten="group")
+
+
+def deepspeed_single(name):
+    """The reference of deepspeed_worker: one process, the whole global batch, float32."""
+    model = deepspeed_model()
+    optimizer = deepspeed_optimizer(name, model.parameters())
+    x, y = (t.float() for t in global_batch())
+    for _ in range(DEEPSPEED_STEPS):
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        optimizer.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def deepspeed_worker(rank, world, init_file, out):
+    """LSGD and LSAdamW as the client optimizer of DeepSpeed on the CPU (gloo). ZeRO stage 0:
+    the engine all-reduces whole gradients and steps ours on them (trained, then compared
+    with one process). Stages 1 and 2: DeepSpeed replaces each group's parameters by this
+    rank's flat partition; ours refuses to step them (the message is kept)."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), DS_ACCELERATOR="cpu")
+    _init(rank, world, init_file)
+    import deepspeed
+
+    x, y = (t.float() for t in global_batch())
+    local = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
+    results = {}
+    for name in ("lsgd", "lsadamw"):
+        for stage in (0, 1, 2):
+            model = deepspeed_model()
+            config = {"train_micro_batch_size_per_gpu": GLOBAL_BATCH // world, "zero_allow_untested_optimizer": True,
+                      "zero_optimization": {"stage": stage}}
+            try:
+                engine, *_ = deepspeed.initialize(model=model, optimizer=deepspeed_optimizer(name, model.parameters()),
+                                                  config=config)
+                for _ in range(DEEPSPEED_STEPS):
+                    engine.backward(torch.nn.functional.mse_loss(engine(x[local]), y[local]))
+                    engine.step()
+            except RuntimeError as error:
+                results[name, stage] = str(error)
+                continue
+            results[name, stage] = [p.detach().clone() for p in model.parameters()]
+    _finish(results, rank, out)

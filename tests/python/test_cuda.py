@@ -311,6 +311,49 @@ def test_fused_lsgd_step_replays_from_a_cuda_graph(backend):
         torch.testing.assert_close(a.detach(), b.detach(), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("make", [
+    lambda ps: LSGD(ps, lr=0.05, momentum=0.9, backend="direct", fused=True),
+    lambda ps: LSGD(ps, lr=0.05, momentum=0.9, nesterov=True, backend="fft", fused=True),
+    lambda ps: LSGD(ps, lr=0.05, momentum=0.9, flatten="group", fused=True),
+    lambda ps: torch_mlsgd.LSAdamW(ps, lr=1e-2, fused=True),
+], ids=["direct", "fft-nesterov", "group", "lsadamw"])
+def test_grad_scaler_steps_on_cuda_without_host_syncs(make):
+    """GradScaler hands the fused CUDA step (fused=True) grad_scale and found_inf: the scaled run
+    equals the unscaled one bit for bit (a power-of-two scale), a step with a NaN
+    changes nothing, and no step reads anything on the host."""
+    def model():
+        g = torch.Generator().manual_seed(5)
+        return [torch.randn(s, generator=g).cuda().requires_grad_() for s in [(256, 128), (100_003,), (77,)]]
+
+    scaled, plain = model(), model()
+    scaled_opt, plain_opt = make(scaled), make(plain)
+    assert scaled_opt._step_supports_amp_scaling
+    scaler = torch.amp.GradScaler("cuda", init_scale=2.0**12)
+    for step in range(5):
+        poison = step == 2
+        for p in scaled:
+            p.grad = torch.cos(2 * p.detach()) * scaler.get_scale()
+        if poison:
+            scaled[0].grad[0, 0] = float("nan")
+        before = [p.detach().clone() for p in scaled]
+        torch.cuda.synchronize()
+        if step > 0:  # the first step creates the state (and cuFFT's plans)
+            torch.cuda.set_sync_debug_mode("error")
+        try:
+            scaler.step(scaled_opt)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        scaler.update()
+        if poison:
+            assert all(torch.equal(p, b) for p, b in zip(scaled, before))
+        else:
+            for p in plain:
+                p.grad = torch.cos(2 * p.detach())
+            plain_opt.step()
+        for a, b in zip(scaled, plain):
+            assert torch.equal(a, b), step
+
+
 @pytest.mark.parametrize("optimizer_class", [LSGD, MLSGD])
 def test_training_steps_on_cuda(optimizer_class):
     def train(device):

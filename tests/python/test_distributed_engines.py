@@ -126,3 +126,16 @@ def test_a_dead_rank_leaves_the_others_a_clear_error(tmp_path):
     r = torch.load(out / "rank0.pt", weights_only=False)
     assert r["error"] is not None and "no parameter was changed" in r["error"]
     assert r["unchanged"] and r["elapsed"] < 60
+
+
+def test_deepspeed_zero_partitions_are_refused_and_stage_0_equals_one_process(tmp_path):
+    """DeepSpeed ZeRO-1/2 hand the optimizer one flat partition of each group per rank:
+    smoothing that would not be the method, so ours refuses to step it, with a message
+    naming the engine. Stage 0 (whole gradients, all-reduced) trains as one process does."""
+    pytest.importorskip("deepspeed")
+    for r in spawn(workers.deepspeed_worker, 2, tmp_path):
+        for name in ("lsgd", "lsadamw"):
+            for a, b in zip(r[name, 0], workers.deepspeed_single(name)):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+            for stage in (1, 2):
+                assert "was never given" in r[name, stage] and "DeepSpeed ZeRO" in r[name, stage], r[name, stage]

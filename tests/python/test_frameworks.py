@@ -254,12 +254,15 @@ class LitClassifier(pl.LightningModule):
 
 def lightning_fit(tmp_path, name, fused, precision, max_epochs, ckpt_path=None):
     """fit() on two batches per epoch, gradients clipped (after the GradScaler's unscaling in
-    16-mixed); ModelCheckpoint saves every epoch's end."""
+    16-mixed); ModelCheckpoint saves every epoch's end. With fused=True the optimizer takes
+    the GradScaler's scale itself (_step_supports_amp_scaling, as torch's fused SGD), and
+    Lightning's mixed precisions refuse to clip for such optimizers: those cases do not clip."""
     module = LitClassifier(name, fused)
     precision_args = {"plugins": [MixedPrecision("16-mixed", "cpu")]} if precision == "16-mixed" \
         else {"precision": precision}
+    clip = None if fused is True and precision in ("16-mixed", "bf16-mixed") else 1.0
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, max_epochs=max_epochs, gradient_clip_val=1.0, logger=False,
+        accelerator="cpu", devices=1, max_epochs=max_epochs, gradient_clip_val=clip, logger=False,
         enable_progress_bar=False, enable_model_summary=False,
         callbacks=[ModelCheckpoint(dirpath=tmp_path, filename="{epoch}", save_top_k=-1, every_n_epochs=1)],
         **precision_args)
@@ -399,17 +402,21 @@ def timm_run(tmp_path, name, fused, amp, steps, resume=None):
     batches = [(torch.randn(4, 3, 32, 32, generator=generator), torch.randint(0, 3, (4,), generator=generator))
                for _ in range(STEPS)]
     taken = []  # the optimizer steps taken (a GradScaler skips those with non-finite gradients)
-    optimizer.register_step_post_hook(lambda *args: taken.append(1))
     model.train()
     for epoch in range(start, steps):
         x, y = batches[epoch]
         with torch.autocast("cpu", dtype=torch.float16, enabled=amp == "float16"):
             loss = F.cross_entropy(model(x), y)
         if scaler is not None:
+            # A skipped step lowers the scale (step() is still called when the optimizer
+            # takes the scaler's found_inf itself: fused=True).
+            scale = scaler._scaler.get_scale()
             scaler(loss, optimizer, parameters=model.parameters())
+            taken += [1] if scaler._scaler.get_scale() >= scale else []
         else:
             loss.backward()
             optimizer.step()
+            taken.append(1)
         optimizer.zero_grad()
         scheduler.step_update(num_updates=epoch + 1)
         saver.save_checkpoint(epoch)

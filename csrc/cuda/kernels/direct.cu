@@ -111,6 +111,17 @@ struct SmoothSinkDevice {
   }
 };
 
+// GradScaler's part of an update (UpdateRule): whether the step is skipped,
+// and the factor the gradients carry. Every thread of a launch reads the same
+// value, so a skipped launch returns from every block before any write.
+__device__ __forceinline__ bool skipped(const UpdateRule& rule) {
+  return rule.found_inf != nullptr && *rule.found_inf != 0.0f;
+}
+
+__device__ __forceinline__ double grad_scale(const UpdateRule& rule) {
+  return rule.grad_scale == nullptr ? 1.0 : static_cast<double>(*rule.grad_scale);
+}
+
 struct UpdateSinkDevice {
   // The parameter's (and buffer's) values of kStoreBatch positions are loaded
   // before any is updated, so that their loads are in flight together.
@@ -120,6 +131,7 @@ struct UpdateSinkDevice {
     scalar_t* param = static_cast<scalar_t*>(ring.param) + begin;
     scalar_t* buffer = ring.buffer == nullptr ? nullptr : static_cast<scalar_t*>(ring.buffer) + begin;
     const bool read_buffer = buffer != nullptr && !ring.fresh;
+    const double scale = ring.scale / grad_scale(rule);
     for (int64_t t0 = lane; t0 < range; t0 += kWarp * kStoreBatch) {
       scalar_t w[kStoreBatch];
       scalar_t b[kStoreBatch];
@@ -137,7 +149,7 @@ struct UpdateSinkDevice {
         if (t < range) {
           scalar_t wj = w[j];
           scalar_t bj = b[j];
-          rule.apply(ring.scale * static_cast<double>(at[t]), &wj, buffer == nullptr ? nullptr : &bj, ring.fresh);
+          rule.update.apply(scale * static_cast<double>(at[t]), &wj, buffer == nullptr ? nullptr : &bj, ring.fresh);
           param[t] = wj;
           if (buffer != nullptr) {
             buffer[t] = bj;
@@ -154,6 +166,9 @@ struct UpdateSinkDevice {
 template <typename scalar_t, bool kFirstOrder, typename Sink>
 __global__ void __launch_bounds__(kWarp)
     direct_kernel(const __grid_constant__ RingTable table, DeviceFilter f, UpdateRule rule, Sink sink) {
+  if (skipped(rule)) {
+    return;
+  }
   extern __shared__ double shared_storage[];
   scalar_t* buf = reinterpret_cast<scalar_t*>(shared_storage);
   const int lane = static_cast<int>(threadIdx.x);
@@ -233,15 +248,19 @@ __global__ void __launch_bounds__(kWarp)
 
 template <typename scalar_t>
 __global__ void update_kernel(const __grid_constant__ RingTable table, UpdateRule rule) {
+  if (skipped(rule)) {
+    return;
+  }
   const DeviceRing& ring = find_ring(table, blockIdx.x);
+  const double scale = ring.scale / grad_scale(rule);
   const int64_t begin = (static_cast<int64_t>(blockIdx.x) - ring.first_block) * kUpdateRange;
   const int64_t end = begin + kUpdateRange < ring.n ? begin + kUpdateRange : ring.n;
   const scalar_t* grad = static_cast<const scalar_t*>(ring.input);
   scalar_t* param = static_cast<scalar_t*>(ring.param);
   scalar_t* buffer = static_cast<scalar_t*>(ring.buffer);
   for (int64_t pos = begin + threadIdx.x; pos < end; pos += kUpdateThreads) {
-    rule.apply(ring.scale * static_cast<double>(grad[pos]), param + pos, buffer == nullptr ? nullptr : buffer + pos,
-               ring.fresh);
+    rule.update.apply(scale * static_cast<double>(grad[pos]), param + pos, buffer == nullptr ? nullptr : buffer + pos,
+                      ring.fresh);
   }
 }
 

@@ -65,8 +65,15 @@ struct SmoothRing {
   int64_t n;
 };
 
-// The LSGD update rule (docs/design.md §3), the same arithmetic as the CPU's.
-using UpdateRule = core::LSGDUpdate;
+// The LSGD update rule (docs/design.md §3), the same arithmetic as the CPU's,
+// and GradScaler's tensors as device pointers the kernels read themselves (no
+// host synchronisation): a nonzero *found_inf leaves every parameter and
+// buffer as it was; the smoothed values are divided by *grad_scale. Null: absent.
+struct UpdateRule {
+  core::LSGDUpdate update;
+  const float* grad_scale = nullptr;
+  const float* found_inf = nullptr;
+};
 
 template <typename scalar_t>
 struct UpdateRing {

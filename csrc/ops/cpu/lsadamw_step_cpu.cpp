@@ -28,10 +28,11 @@ void fused_step(const AdamWStepTensors& t, const AdamWStepArgs& a) {
     }
     updates.push_back(core::AdamWUpdate::at_step(a.lr, a.beta1, a.beta2, a.eps, a.weight_decay, t.steps[i]));
   }
-  smooth_into_sinks<scalar_t>(
-      t.grads, a.sigma, a.order, a.group_ring, a.backend, a.maximize ? -1.0 : 1.0, [&](size_t i, double scale) {
-        return AdamWSink<scalar_t>{updates[i], param[i], exp_avg[i], exp_avg_sq[i], max_exp_avg_sq[i], scale};
-      });
+  smooth_into_sinks<scalar_t>(t.grads, a.sigma, a.order, a.group_ring, a.backend,
+                              (a.maximize ? -1.0 : 1.0) * a.amp.unscale, [&](size_t i, double scale) {
+                                return AdamWSink<scalar_t>{updates[i],    param[i],          exp_avg[i],
+                                                           exp_avg_sq[i], max_exp_avg_sq[i], scale};
+                              });
 }
 
 void fused_step_cpu(const AdamWStepTensors& t, const AdamWStepArgs& args) {

@@ -26,11 +26,13 @@ void fused_step(const TensorList& params, const TensorList& grads, const TensorL
       buffer_data[i] = buffers[i].mutable_data_ptr<scalar_t>();
     }
   }
-  // One sink per parameter; `scale` turns the values a route produces into S(g).
-  smooth_into_sinks<scalar_t>(
-      grads, a.sigma, a.order, a.group_ring, a.backend, a.maximize ? -1.0 : 1.0, [&](size_t i, double scale) {
-        return UpdateSink<scalar_t>{update, param_data[i], buffer_data[i], !buffers.empty() && fresh[i], scale};
-      });
+  // One sink per parameter; `scale` turns the values a route produces into S(g)
+  // (of the unscaled gradient, under GradScaler).
+  smooth_into_sinks<scalar_t>(grads, a.sigma, a.order, a.group_ring, a.backend,
+                              (a.maximize ? -1.0 : 1.0) * a.amp.unscale, [&](size_t i, double scale) {
+                                return UpdateSink<scalar_t>{update, param_data[i], buffer_data[i],
+                                                            !buffers.empty() && fresh[i], scale};
+                              });
 }
 
 void fused_step_cpu(const TensorList& params, const TensorList& grads, const TensorList& buffers,

@@ -18,13 +18,20 @@ namespace cuda {
 namespace {
 
 // S(g) of every gradient (views of one ring for flatten="group"); the
-// gradients themselves when sigma is 0.
+// gradients themselves where nothing smooths them (sigma 0, one element),
+// unless grad_scale is given: torch's kernel writes the unscaled gradients
+// back, and this op leaves the gradients as they are.
 TensorList smoothed_gradients(const TensorList& grads, const AdamWStepArgs& a) {
-  if (a.sigma == 0.0 || grads.empty()) {
-    return grads;
-  }
+  auto unsmoothed = [&](const Tensor& g) {
+    if (!a.amp.grad_scale.has_value()) {
+      return g;
+    }
+    Tensor copy = torch::stable::empty_like(g);
+    torch::stable::copy_(copy, g);
+    return copy;
+  };
   TensorList out;
-  if (a.group_ring) {
+  if (a.group_ring && a.sigma != 0.0 && !grads.empty()) {
     std::vector<Tensor> flat;
     for (const auto& g : grads) {
       flat.push_back(aten::flat(g));
@@ -38,7 +45,7 @@ TensorList smoothed_gradients(const TensorList& grads, const AdamWStepArgs& a) {
     return out;
   }
   for (const auto& g : grads) {
-    out.push_back(g.numel() <= 1 ? g : smooth_op(g, a.sigma, a.order, a.backend));
+    out.push_back(a.sigma == 0.0 || g.numel() <= 1 ? unsmoothed(g) : smooth_op(g, a.sigma, a.order, a.backend));
   }
   return out;
 }
@@ -47,21 +54,10 @@ void fused_adamw(const TensorList& params, const TensorList& grads, const Tensor
                  const TensorList& exp_avg_sqs, const TensorList& max_exp_avg_sqs, const TensorList& steps,
                  const AdamWStepArgs& a) {
   using torch::stable::detail::from;
-  std::array<StableIValue, 15> stack{from(params),
-                                     from(grads),
-                                     from(exp_avgs),
-                                     from(exp_avg_sqs),
-                                     from(max_exp_avg_sqs),
-                                     from(steps),
-                                     from(a.lr),
-                                     from(a.beta1),
-                                     from(a.beta2),
-                                     from(a.weight_decay),
-                                     from(a.eps),
-                                     from(a.amsgrad),
-                                     from(a.maximize),
-                                     from(std::optional<Tensor>()),
-                                     from(std::optional<Tensor>())};
+  std::array<StableIValue, 15> stack{
+      from(params), from(grads),     from(exp_avgs),   from(exp_avg_sqs),      from(max_exp_avg_sqs),
+      from(steps),  from(a.lr),      from(a.beta1),    from(a.beta2),          from(a.weight_decay),
+      from(a.eps),  from(a.amsgrad), from(a.maximize), from(a.amp.grad_scale), from(a.amp.found_inf)};
   aten::call("aten::_fused_adamw_", "", stack);
 }
 

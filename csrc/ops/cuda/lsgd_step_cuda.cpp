@@ -27,7 +27,8 @@ template <typename scalar_t>
 void fused_step(const TensorList& params, const TensorList& grads, const TensorList& buffers,
                 const std::vector<bool>& fresh, const LSGDStepArgs& a) {
   const cudaStream_t stream = current_stream(params[0]);
-  const kernels::UpdateRule rule{a.lr, a.momentum, a.dampening, a.weight_decay, a.nesterov};
+  const kernels::UpdateRule rule{core::LSGDUpdate{a.lr, a.momentum, a.dampening, a.weight_decay, a.nesterov},
+                                 a.amp.device_grad_scale, a.amp.device_found_inf};
   const double sign = a.maximize ? -1.0 : 1.0;
   auto ring_of = [&](size_t i, const scalar_t* input, double scale) {
     return kernels::UpdateRing<scalar_t>{input,
