@@ -13,7 +13,8 @@
 // sqrt(1 - beta2^t) at the tensor's step t. Plain C++ with no torch
 // dependency, in double, rounded once when stored.
 
-#include <algorithm>
+#include "core/lsgd_update.h"  // TORCH_MLSGD_HOST_DEVICE
+
 #include <cmath>
 #include <cstdint>
 
@@ -35,6 +36,28 @@ struct AdamWUpdate {
         lr, beta1, beta2, eps, weight_decay, lr / (1.0 - std::pow(beta1, t)), std::sqrt(1.0 - std::pow(beta2, t))};
   }
 
+  // The update of one element from its smoothed gradient s, with this tensor's
+  // step_size and bias_correction2_sqrt (the CUDA kernels read the count on the
+  // device and pass them in); `max_exp_avg_sq` is null without amsgrad.
+  template <typename scalar_t>
+  TORCH_MLSGD_HOST_DEVICE static void apply(double s, double lr, double beta1, double beta2, double eps,
+                                            double weight_decay, double step_size, double bias_correction2_sqrt,
+                                            scalar_t* param, scalar_t* exp_avg, scalar_t* exp_avg_sq,
+                                            scalar_t* max_exp_avg_sq) {
+    const double w = static_cast<double>(*param) * (1.0 - lr * weight_decay);
+    const double m0 = static_cast<double>(*exp_avg);
+    const double m = m0 + (1.0 - beta1) * (s - m0);
+    double v = beta2 * static_cast<double>(*exp_avg_sq) + (1.0 - beta2) * s * s;
+    *exp_avg = static_cast<scalar_t>(m);
+    *exp_avg_sq = static_cast<scalar_t>(v);
+    if (max_exp_avg_sq != nullptr) {
+      const double vmax = static_cast<double>(*max_exp_avg_sq);
+      v = vmax < v ? v : vmax;  // std::max(vmax, v), which device code lacks
+      *max_exp_avg_sq = static_cast<scalar_t>(v);
+    }
+    *param = static_cast<scalar_t>(w - step_size * m / (sqrt(v) / bias_correction2_sqrt + eps));
+  }
+
   // The update over a run: param[i] and the moments from scale * smoothed[i].
   // `max_exp_avg_sq` is null without amsgrad. The branch is hoisted so that
   // each loop is straight-line.
@@ -52,20 +75,9 @@ struct AdamWUpdate {
   template <bool kAmsgrad, typename in_t, typename scalar_t>
   void run(const in_t* smoothed, double scale, scalar_t* param, scalar_t* exp_avg, scalar_t* exp_avg_sq,
            scalar_t* max_exp_avg_sq, int64_t n) const {
-    const double decay = 1.0 - lr * weight_decay;
     for (int64_t i = 0; i < n; ++i) {
-      const double s = scale * static_cast<double>(smoothed[i]);
-      const double w = static_cast<double>(param[i]) * decay;
-      const double m0 = static_cast<double>(exp_avg[i]);
-      const double m = m0 + (1.0 - beta1) * (s - m0);
-      double v = beta2 * static_cast<double>(exp_avg_sq[i]) + (1.0 - beta2) * s * s;
-      exp_avg[i] = static_cast<scalar_t>(m);
-      exp_avg_sq[i] = static_cast<scalar_t>(v);
-      if (kAmsgrad) {
-        v = std::max(static_cast<double>(max_exp_avg_sq[i]), v);
-        max_exp_avg_sq[i] = static_cast<scalar_t>(v);
-      }
-      param[i] = static_cast<scalar_t>(w - step_size * m / (std::sqrt(v) / bias_correction2_sqrt + eps));
+      apply(scale * static_cast<double>(smoothed[i]), lr, beta1, beta2, eps, weight_decay, step_size,
+            bias_correction2_sqrt, param + i, exp_avg + i, exp_avg_sq + i, kAmsgrad ? max_exp_avg_sq + i : nullptr);
     }
   }
 };

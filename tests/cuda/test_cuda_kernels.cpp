@@ -318,6 +318,69 @@ TEST_F(CudaKernels, FusedUpdateFollowsTheRule) {
   }
 }
 
+// The single-pass LSAdamW step against AdamW written out on the host
+// (core::AdamWUpdate) on the direct route's smoothed gradient, with each ring's
+// count read on the device, amsgrad and maximizing.
+TEST_F(CudaKernels, DirectAdamWFollowsTheRule) {
+  const std::vector<int64_t> sizes = {40000, 7};
+  const std::vector<double> counts = {3.0, 1.0};
+  const auto filter = make_recursive_filter(1.0, 1, 1e-17);
+  kernels::DeviceFilter f;
+  ASSERT_TRUE(kernels::make_device_filter(filter, sizeof(double), shared_limit(), &f));
+  const kernels::AdamWRule rule{1e-2, 0.9, 0.999, 1e-3, 0.1, nullptr, nullptr};
+  for (bool amsgrad : {false, true}) {
+    std::vector<std::vector<double>> g, w0, m0, v0, vmax0;
+    std::vector<std::unique_ptr<DeviceArray<double>>> grad, param, m, v, vmax;
+    std::vector<std::unique_ptr<DeviceArray<float>>> step;
+    std::vector<kernels::AdamWRing<double>> rings;
+    for (size_t r = 0; r < sizes.size(); ++r) {
+      const auto seed = 40 + 5 * static_cast<unsigned>(r);
+      g.push_back(random_vector(sizes[r], seed));
+      w0.push_back(random_vector(sizes[r], seed + 1));
+      m0.push_back(random_vector(sizes[r], seed + 2));
+      v0.push_back(random_vector(sizes[r], seed + 3));
+      vmax0.push_back(random_vector(sizes[r], seed + 4));
+      for (auto* moments : {&v0.back(), &vmax0.back()}) {
+        for (double& x : *moments) {
+          x = x * x;  // second moments are not negative
+        }
+      }
+      grad.push_back(std::make_unique<DeviceArray<double>>(g.back()));
+      param.push_back(std::make_unique<DeviceArray<double>>(w0.back()));
+      m.push_back(std::make_unique<DeviceArray<double>>(m0.back()));
+      v.push_back(std::make_unique<DeviceArray<double>>(v0.back()));
+      vmax.push_back(std::make_unique<DeviceArray<double>>(vmax0.back()));
+      step.push_back(std::make_unique<DeviceArray<float>>(std::vector<double>{counts[r]}));
+      rings.push_back({grad.back()->get(), param.back()->get(), m.back()->get(), v.back()->get(),
+                       amsgrad ? vmax.back()->get() : nullptr, step.back()->get(), sizes[r], -filter.gain});
+    }
+    CUDA_OK(kernels::direct_adamw(rings.data(), static_cast<int64_t>(rings.size()), f, rule, nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    for (size_t r = 0; r < sizes.size(); ++r) {
+      DeviceArray<double> smoothed(static_cast<size_t>(sizes[r]));
+      const kernels::SmoothRing<double> smooth_ring{grad[r]->get(), smoothed.get(), sizes[r]};
+      CUDA_OK(kernels::direct_smooth(&smooth_ring, 1, f, nullptr));
+      CUDA_OK(cudaDeviceSynchronize());
+      const auto s = smoothed.download();
+      ASSERT_TRUE(smooths(s, g[r], 1.0, 1, 1e-10));
+      const auto expected = torch_mlsgd::core::AdamWUpdate::at_step(rule.lr, rule.beta1, rule.beta2, rule.eps,
+                                                                    rule.weight_decay, counts[r]);
+      const auto w = param[r]->download(), mr = m[r]->download(), vr = v[r]->download();
+      const auto vmaxr = vmax[r]->download();
+      for (int64_t i = 0; i < sizes[r]; ++i) {
+        double ew = w0[r][i], em = m0[r][i], ev = v0[r][i], evmax = vmax0[r][i];
+        torch_mlsgd::core::AdamWUpdate::apply(-s[i], rule.lr, rule.beta1, rule.beta2, rule.eps, rule.weight_decay,
+                                              expected.step_size, expected.bias_correction2_sqrt, &ew, &em, &ev,
+                                              amsgrad ? &evmax : nullptr);
+        EXPECT_NEAR(w[i], ew, 1e-10) << "ring " << r << " at " << i;
+        EXPECT_NEAR(mr[i], em, 1e-10);
+        EXPECT_NEAR(vr[i], ev, 1e-10);
+        EXPECT_NEAR(vmaxr[i], amsgrad ? evmax : vmax0[r][i], 1e-10);
+      }
+    }
+  }
+}
+
 // GradScaler's tensors, read by the update kernels on the device: a scaled input
 // with its grad_scale steps as the unscaled input does (a power of two: exactly), and
 // a nonzero found_inf leaves parameter and buffer as they were.

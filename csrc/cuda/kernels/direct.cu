@@ -30,9 +30,11 @@ constexpr int kStoreBatch = 8;  // elements each lane updates per round of the w
 // A ring as kernels see it; which pointers matter depends on the kernel.
 struct DeviceRing {
   const void* input;
-  void* output;  // smoothing: the results
-  void* param;   // update: the parameter
-  void* buffer;  // update: the momentum buffer (may be null)
+  void* output;       // smoothing: the results; AdamW: exp_avg
+  void* param;        // updates: the parameter
+  void* buffer;       // LSGD: the momentum buffer (may be null); AdamW: exp_avg_sq
+  void* extra;        // AdamW: max_exp_avg_sq (null without amsgrad)
+  const float* step;  // AdamW: the count
   int64_t n;
   int64_t first_block;
   double scale;
@@ -46,7 +48,7 @@ struct RingTable {
   int64_t count;
 };
 // CUDA 12.1+ on sm_70+ allows 32,764 bytes of kernel parameters.
-static_assert(sizeof(RingTable) + sizeof(DeviceFilter) + sizeof(UpdateRule) + 64 <= 32764,
+static_assert(sizeof(RingTable) + sizeof(DeviceFilter) + std::max(sizeof(UpdateRule), sizeof(AdamWRule)) + 64 <= 32764,
               "kRingsPerLaunch is too large for the kernel parameter space");
 
 __device__ __forceinline__ const DeviceRing& find_ring(const RingTable& table, int64_t block) {
@@ -114,11 +116,13 @@ struct SmoothSinkDevice {
 // GradScaler's part of an update (UpdateRule): whether the step is skipped,
 // and the factor the gradients carry. Every thread of a launch reads the same
 // value, so a skipped launch returns from every block before any write.
-__device__ __forceinline__ bool skipped(const UpdateRule& rule) {
+template <typename Rule>
+__device__ __forceinline__ bool skipped(const Rule& rule) {
   return rule.found_inf != nullptr && *rule.found_inf != 0.0f;
 }
 
-__device__ __forceinline__ double grad_scale(const UpdateRule& rule) {
+template <typename Rule>
+__device__ __forceinline__ double grad_scale(const Rule& rule) {
   return rule.grad_scale == nullptr ? 1.0 : static_cast<double>(*rule.grad_scale);
 }
 
@@ -160,12 +164,58 @@ struct UpdateSinkDevice {
   }
 };
 
+// The AdamW update of a ring's positions from the smoothed values, its bias
+// corrections from its count (read once per lane), the parameter and moments
+// of kStoreBatch positions loaded before any is updated (as UpdateSinkDevice).
+struct AdamWSinkDevice {
+  template <typename scalar_t>
+  __device__ __forceinline__ void operator()(const DeviceRing& ring, const DeviceFilter&, const AdamWRule& rule,
+                                             const scalar_t* at, int64_t begin, int64_t range, int lane) const {
+    const double t = static_cast<double>(*ring.step);
+    const double step_size = rule.lr / (1.0 - pow(rule.beta1, t));
+    const double bias_correction2_sqrt = sqrt(1.0 - pow(rule.beta2, t));
+    const double scale = ring.scale / grad_scale(rule);
+    scalar_t* param = static_cast<scalar_t*>(ring.param) + begin;
+    scalar_t* exp_avg = static_cast<scalar_t*>(ring.output) + begin;
+    scalar_t* exp_avg_sq = static_cast<scalar_t*>(ring.buffer) + begin;
+    scalar_t* max_exp_avg_sq = ring.extra == nullptr ? nullptr : static_cast<scalar_t*>(ring.extra) + begin;
+    for (int64_t t0 = lane; t0 < range; t0 += kWarp * kStoreBatch) {
+      scalar_t w[kStoreBatch], m[kStoreBatch], v[kStoreBatch], vmax[kStoreBatch];
+#pragma unroll
+      for (int j = 0; j < kStoreBatch; ++j) {
+        const int64_t i = t0 + j * kWarp;
+        if (i < range) {
+          w[j] = param[i];
+          m[j] = exp_avg[i];
+          v[j] = exp_avg_sq[i];
+          vmax[j] = max_exp_avg_sq == nullptr ? scalar_t(0) : max_exp_avg_sq[i];
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kStoreBatch; ++j) {
+        const int64_t i = t0 + j * kWarp;
+        if (i < range) {
+          core::AdamWUpdate::apply(scale * static_cast<double>(at[i]), rule.lr, rule.beta1, rule.beta2, rule.eps,
+                                   rule.weight_decay, step_size, bias_correction2_sqrt, &w[j], &m[j], &v[j],
+                                   max_exp_avg_sq == nullptr ? nullptr : &vmax[j]);
+          param[i] = w[j];
+          exp_avg[i] = m[j];
+          exp_avg_sq[i] = v[j];
+          if (max_exp_avg_sq != nullptr) {
+            max_exp_avg_sq[i] = vmax[j];
+          }
+        }
+      }
+    }
+  }
+};
+
 // One warp solves 32 consecutive chunks of one ring in shared memory. See
 // smoothing.h; the phases are separated by __syncwarp so that every read of
 // another lane's values happens before that lane overwrites them.
-template <typename scalar_t, bool kFirstOrder, typename Sink>
+template <typename scalar_t, bool kFirstOrder, typename Rule, typename Sink>
 __global__ void __launch_bounds__(kWarp)
-    direct_kernel(const __grid_constant__ RingTable table, DeviceFilter f, UpdateRule rule, Sink sink) {
+    direct_kernel(const __grid_constant__ RingTable table, DeviceFilter f, Rule rule, Sink sink) {
   if (skipped(rule)) {
     return;
   }
@@ -293,11 +343,11 @@ cudaError_t for_each_table(const std::vector<DeviceRing>& rings, int64_t range, 
   return flush();
 }
 
-template <typename scalar_t, bool kFirstOrder, typename Sink>
-cudaError_t launch_direct_kernel(const std::vector<DeviceRing>& rings, const DeviceFilter& f, const UpdateRule& rule,
+template <typename scalar_t, bool kFirstOrder, typename Rule, typename Sink>
+cudaError_t launch_direct_kernel(const std::vector<DeviceRing>& rings, const DeviceFilter& f, const Rule& rule,
                                  Sink sink, cudaStream_t stream) {
   const size_t shared = direct_shared_bytes(f.warmup, sizeof(scalar_t));
-  auto kernel = direct_kernel<scalar_t, kFirstOrder, Sink>;
+  auto kernel = direct_kernel<scalar_t, kFirstOrder, Rule, Sink>;
   // The attribute is the process's, not this launch's: set it to the device's
   // limit (the same value from every thread), so that a thread launching a
   // smaller block cannot lower it under another's larger launch.
@@ -319,9 +369,9 @@ cudaError_t launch_direct_kernel(const std::vector<DeviceRing>& rings, const Dev
 
 // Rings of n = 1 or sigma = 0 are the identity, which the glue handles before
 // calling; the kernel needs n >= 1 and skips empty rings.
-template <typename scalar_t, typename Sink>
-cudaError_t launch_direct(const std::vector<DeviceRing>& rings, const DeviceFilter& f, const UpdateRule& rule,
-                          Sink sink, cudaStream_t stream) {
+template <typename scalar_t, typename Rule, typename Sink>
+cudaError_t launch_direct(const std::vector<DeviceRing>& rings, const DeviceFilter& f, const Rule& rule, Sink sink,
+                          cudaStream_t stream) {
   return f.first_order ? launch_direct_kernel<scalar_t, true>(rings, f, rule, sink, stream)
                        : launch_direct_kernel<scalar_t, false>(rings, f, rule, sink, stream);
 }
@@ -371,7 +421,8 @@ cudaError_t direct_smooth(const SmoothRing<scalar_t>* rings, int64_t count, cons
                           cudaStream_t stream) {
   std::vector<DeviceRing> device(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) {
-    device[i] = DeviceRing{rings[i].input, rings[i].output, nullptr, nullptr, rings[i].n, 0, 1.0, false};
+    device[i] =
+        DeviceRing{rings[i].input, rings[i].output, nullptr, nullptr, nullptr, nullptr, rings[i].n, 0, 1.0, false};
   }
   return launch_direct<scalar_t>(device, filter, UpdateRule{}, SmoothSinkDevice{}, stream);
 }
@@ -381,10 +432,21 @@ cudaError_t direct_update(const UpdateRing<scalar_t>* rings, int64_t count, cons
                           const UpdateRule& rule, cudaStream_t stream) {
   std::vector<DeviceRing> device(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) {
-    device[i] = DeviceRing{rings[i].grad, nullptr, rings[i].param, rings[i].buffer,
+    device[i] = DeviceRing{rings[i].grad, nullptr, rings[i].param, rings[i].buffer, nullptr, nullptr,
                            rings[i].n,    0,       rings[i].scale, rings[i].fresh};
   }
   return launch_direct<scalar_t>(device, filter, rule, UpdateSinkDevice{}, stream);
+}
+
+template <typename scalar_t>
+cudaError_t direct_adamw(const AdamWRing<scalar_t>* rings, int64_t count, const DeviceFilter& filter,
+                         const AdamWRule& rule, cudaStream_t stream) {
+  std::vector<DeviceRing> device(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) {
+    const AdamWRing<scalar_t>& r = rings[i];
+    device[i] = DeviceRing{r.grad, r.exp_avg, r.param, r.exp_avg_sq, r.max_exp_avg_sq, r.step, r.n, 0, r.scale, false};
+  }
+  return launch_direct<scalar_t>(device, filter, rule, AdamWSinkDevice{}, stream);
 }
 
 template <typename scalar_t>
@@ -392,7 +454,7 @@ cudaError_t elementwise_update(const UpdateRing<scalar_t>* rings, int64_t count,
                                cudaStream_t stream) {
   std::vector<DeviceRing> device(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) {
-    device[i] = DeviceRing{rings[i].grad, nullptr, rings[i].param, rings[i].buffer,
+    device[i] = DeviceRing{rings[i].grad, nullptr, rings[i].param, rings[i].buffer, nullptr, nullptr,
                            rings[i].n,    0,       rings[i].scale, rings[i].fresh};
   }
   return for_each_table(device, kUpdateRange, [&](const RingTable& table, int64_t blocks) {
@@ -407,7 +469,9 @@ cudaError_t elementwise_update(const UpdateRing<scalar_t>* rings, int64_t count,
   template cudaError_t direct_update<scalar_t>(const UpdateRing<scalar_t>*, int64_t, const DeviceFilter&,    \
                                                const UpdateRule&, cudaStream_t);                             \
   template cudaError_t elementwise_update<scalar_t>(const UpdateRing<scalar_t>*, int64_t, const UpdateRule&, \
-                                                    cudaStream_t);
+                                                    cudaStream_t);                                           \
+  template cudaError_t direct_adamw<scalar_t>(const AdamWRing<scalar_t>*, int64_t, const DeviceFilter&,      \
+                                              const AdamWRule&, cudaStream_t);
 TORCH_MLSGD_INSTANTIATE(float)
 TORCH_MLSGD_INSTANTIATE(double)
 #undef TORCH_MLSGD_INSTANTIATE

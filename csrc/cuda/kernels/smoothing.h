@@ -1,6 +1,6 @@
 #pragma once
 
-// The CUDA kernel layer: Laplacian smoothing and the fused LSGD update on raw
+// The CUDA kernel layer: Laplacian smoothing and the fused LSGD and LSAdamW updates on raw
 // device pointers and a caller's stream. No torch dependency: it links only
 // the CUDA runtime and cuFFT, so it builds (and its tests build) wherever
 // nvcc is, and the torch glue in csrc/ops/cuda only adapts tensors to it.
@@ -20,6 +20,7 @@
 // bound to that caller's stream, and run in a work area the caller provides
 // (torch's caching allocator, in the ops).
 
+#include "core/adamw_update.h"
 #include "core/lsgd_update.h"
 #include "core/recursive_filter.h"
 #include "cuda/kernels/launch_rules.h"
@@ -36,7 +37,7 @@ namespace cuda {
 
 // Rings one direct or update launch takes (their descriptors fill most of the
 // 32 KiB of kernel parameters CUDA 12.1+ allows); more rings, more launches.
-constexpr int64_t kRingsPerLaunch = 448;
+constexpr int64_t kRingsPerLaunch = 384;
 
 // A RecursiveFilter in a form kernels take by value.
 struct DeviceFilter {
@@ -85,6 +86,31 @@ struct UpdateRing {
   double scale;  // gain (negated when maximizing); 1 for already smoothed input
 };
 
+// The AdamW update (core::AdamWUpdate's arithmetic) and GradScaler's tensors,
+// as in UpdateRule. Each ring's bias corrections come from its own count,
+// read on the device.
+struct AdamWRule {
+  double lr;
+  double beta1;
+  double beta2;
+  double eps;
+  double weight_decay;
+  const float* grad_scale = nullptr;
+  const float* found_inf = nullptr;
+};
+
+template <typename scalar_t>
+struct AdamWRing {
+  const scalar_t* grad;
+  scalar_t* param;
+  scalar_t* exp_avg;
+  scalar_t* exp_avg_sq;
+  scalar_t* max_exp_avg_sq;  // null without amsgrad
+  const float* step;         // the tensor's count, this step included (float32, on the device)
+  int64_t n;
+  double scale;  // gain, negated when maximizing
+};
+
 // Smooths `count` rings (host array) in one launch per kRingsPerLaunch rings.
 template <typename scalar_t>
 cudaError_t direct_smooth(const SmoothRing<scalar_t>* rings, int64_t count, const DeviceFilter& filter,
@@ -95,6 +121,12 @@ cudaError_t direct_smooth(const SmoothRing<scalar_t>* rings, int64_t count, cons
 template <typename scalar_t>
 cudaError_t direct_update(const UpdateRing<scalar_t>* rings, int64_t count, const DeviceFilter& filter,
                           const UpdateRule& rule, cudaStream_t stream);
+
+// The whole LSAdamW step for `count` rings, one launch per kRingsPerLaunch
+// rings: smoothing and AdamW's update in one pass over memory.
+template <typename scalar_t>
+cudaError_t direct_adamw(const AdamWRing<scalar_t>* rings, int64_t count, const DeviceFilter& filter,
+                         const AdamWRule& rule, cudaStream_t stream);
 
 // The update alone, for inputs already smoothed (FFT route, sigma = 0), one
 // launch per kRingsPerLaunch rings; each ring's grad is read as its smoothed values.

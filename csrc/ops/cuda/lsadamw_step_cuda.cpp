@@ -1,12 +1,17 @@
-// CUDA kernel of mlsgd::lsadamw_step_: the gradients smoothed by this
-// library's CUDA routes (mlsgd::laplacian_smooth), then torch's own fused
-// AdamW kernel (aten::_fused_adamw_) on them, one call per dtype. The
-// gradients are read twice (the CPU kernel reads them once); a single-pass
-// CUDA kernel would fold the update into the direct route's sweeps as
-// lsgd_step_cuda.cpp does for LSGD.
+// CUDA kernel of mlsgd::lsadamw_step_. Parameters the direct route takes
+// (flatten="tensor", contiguous float32/float64 tensors of one dtype and a
+// float32 count on the device, as torch's fused AdamW keeps it) step in one
+// pass over memory: the direct kernels smooth each gradient in shared memory
+// and apply AdamW's update from there (kernels::direct_adamw). The others
+// (flatten="group", the FFT route, half precision, one-element tensors) are
+// smoothed by this library's CUDA routes (mlsgd::laplacian_smooth) and then
+// stepped by torch's own fused AdamW kernel (aten::_fused_adamw_), one call
+// per dtype: correct by construction, reading the gradient twice.
 
 #include "ops/cuda/cuda_glue.h"
 #include "ops/lsadamw_step.h"
+
+#include "core/recursive_filter.h"
 
 #include <map>
 #include <string>
@@ -16,6 +21,8 @@ namespace torch_mlsgd {
 namespace ops {
 namespace cuda {
 namespace {
+
+namespace kernels = torch_mlsgd::cuda;
 
 // S(g) of every gradient (views of one ring for flatten="group"); the
 // gradients themselves where nothing smooths them (sigma 0, one element),
@@ -61,10 +68,22 @@ void fused_adamw(const TensorList& params, const TensorList& grads, const Tensor
   aten::call("aten::_fused_adamw_", "", stack);
 }
 
-void lsadamw_step_cuda(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
-                       const TensorList& exp_avg_sqs, const TensorList& max_exp_avg_sqs, const TensorList& state_steps,
-                       const AdamWStepArgs& args) {
-  const torch::stable::accelerator::DeviceGuard guard(params[0].get_device_index());
+// Smoothing, then torch's fused AdamW, for the parameters in `index`.
+void smoothed_then_fused(const std::vector<size_t>& index, const TensorList& all_params, const TensorList& all_grads,
+                         const TensorList& all_exp_avgs, const TensorList& all_exp_avg_sqs,
+                         const TensorList& all_max_exp_avg_sqs, const TensorList& all_steps,
+                         const AdamWStepArgs& args) {
+  TensorList params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps;
+  for (size_t i : index) {
+    params.push_back(all_params[i]);
+    grads.push_back(all_grads[i]);
+    exp_avgs.push_back(all_exp_avgs[i]);
+    exp_avg_sqs.push_back(all_exp_avg_sqs[i]);
+    if (args.amsgrad) {
+      max_exp_avg_sqs.push_back(all_max_exp_avg_sqs[i]);
+    }
+    state_steps.push_back(all_steps[i]);
+  }
   const TensorList smoothed = smoothed_gradients(grads, args);
   // torch's kernel takes one dtype per call.
   std::map<int, std::vector<size_t>> by_dtype;
@@ -84,6 +103,76 @@ void lsadamw_step_cuda(const TensorList& params, const TensorList& grads, const 
       s.push_back(state_steps[i]);
     }
     fused_adamw(p, g, m, v, vmax, s, args);
+  }
+}
+
+// Whether parameter i can take the single pass (given that the direct route
+// takes its filter): a ring of more than one element whose tensors are
+// contiguous and of its dtype, with a float32 count on its device.
+bool single_pass_takes(size_t i, const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
+                       const TensorList& exp_avg_sqs, const TensorList& max_exp_avg_sqs, const TensorList& steps,
+                       const AdamWStepArgs& a) {
+  const ScalarType dtype = params[i].scalar_type();
+  if ((dtype != ScalarType::Float && dtype != ScalarType::Double) || params[i].numel() <= 1) {
+    return false;
+  }
+  auto plain = [&](const Tensor& t) { return t.scalar_type() == dtype && t.is_contiguous(); };
+  return plain(params[i]) && plain(grads[i]) && plain(exp_avgs[i]) && plain(exp_avg_sqs[i]) &&
+         (!a.amsgrad || plain(max_exp_avg_sqs[i])) && steps[i].scalar_type() == ScalarType::Float &&
+         steps[i].device() == params[i].device();
+}
+
+// The single pass over the parameters in `index` (one dtype); false, launching
+// nothing, when the direct route does not take the filter.
+template <typename scalar_t>
+bool single_pass(const std::vector<size_t>& index, const TensorList& params, const TensorList& grads,
+                 const TensorList& exp_avgs, const TensorList& exp_avg_sqs, const TensorList& max_exp_avg_sqs,
+                 const TensorList& steps, const AdamWStepArgs& a) {
+  const auto filter =
+      core::make_recursive_filter(a.sigma, a.order, truncation_tolerance(params[index[0]].scalar_type()));
+  kernels::DeviceFilter device_filter;
+  if (filter.is_identity() || !use_direct(parse_backend(a.backend), filter, sizeof(scalar_t),
+                                          params[index[0]].get_device_index(), &device_filter)) {
+    return false;
+  }
+  std::vector<kernels::AdamWRing<scalar_t>> rings;
+  for (size_t i : index) {
+    rings.push_back({grads[i].const_data_ptr<scalar_t>(), params[i].mutable_data_ptr<scalar_t>(),
+                     exp_avgs[i].mutable_data_ptr<scalar_t>(), exp_avg_sqs[i].mutable_data_ptr<scalar_t>(),
+                     a.amsgrad ? max_exp_avg_sqs[i].mutable_data_ptr<scalar_t>() : nullptr,
+                     steps[i].const_data_ptr<float>(), params[i].numel(), (a.maximize ? -1.0 : 1.0) * filter.gain});
+  }
+  const kernels::AdamWRule rule{
+      a.lr, a.beta1, a.beta2, a.eps, a.weight_decay, a.amp.device_grad_scale, a.amp.device_found_inf};
+  check_kernel(kernels::direct_adamw(rings.data(), static_cast<int64_t>(rings.size()), device_filter, rule,
+                                     current_stream(params[index[0]])),
+               "fused LSAdamW step");
+  return true;
+}
+
+void lsadamw_step_cuda(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
+                       const TensorList& exp_avg_sqs, const TensorList& max_exp_avg_sqs, const TensorList& state_steps,
+                       const AdamWStepArgs& args) {
+  const torch::stable::accelerator::DeviceGuard guard(params[0].get_device_index());
+  std::vector<size_t> rest;
+  std::map<int, std::vector<size_t>> single_by_dtype;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const bool single = !args.group_ring && args.sigma != 0.0 &&
+                        single_pass_takes(i, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, args);
+    (single ? single_by_dtype[static_cast<int>(params[i].scalar_type())] : rest).push_back(i);
+  }
+  for (const auto& entry : single_by_dtype) {
+    bool taken = false;
+    dispatch_float_double(params[entry.second[0]].scalar_type(), "lsadamw_step_cuda", [&](auto zero) {
+      taken = single_pass<decltype(zero)>(entry.second, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
+                                          state_steps, args);
+    });
+    if (!taken) {
+      rest.insert(rest.end(), entry.second.begin(), entry.second.end());
+    }
+  }
+  if (!rest.empty()) {
+    smoothed_then_fused(rest, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, args);
   }
 }
 
