@@ -36,6 +36,7 @@ import torch
 from bench_step import batched, make_params
 
 import torch_mlsgd
+from torch_mlsgd.lsgd import check_direct_route
 
 import model_shapes
 
@@ -180,7 +181,7 @@ def lsgd_rows(key, o):
         (key, "_check_group", lambda: o._check_group(g)),
         (key, "_init_group", lambda: o._init_group(g, [], [], [])),
         (key, "_sigmas", lambda: o._sigmas(g, params)),
-        (key, "_check_direct_route", lambda: o._check_direct_route(g, params, grads, sigmas)),
+        (key, "check_direct_route", lambda: check_direct_route(o, g, params, grads, sigmas)),
         (key, "_step_group (incl. MLSGD's counters)", lambda: o._step_group(g, params, grads, bufs, sigmas)),
         (key, "_apply (implementation + state bookkeeping)", lambda: o._apply(g, params, grads, bufs, sigma)),
         (key, "lsgd_step_ op alone, sigma = 1", op_call(o, 1.0)),

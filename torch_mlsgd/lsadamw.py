@@ -15,6 +15,7 @@ from .lsgd import (
     _check_process_group,
     _scalar,
     _smoothed,
+    check_direct_route,
     check_group_once,
     check_group_ring,
     refuse_gradient,
@@ -202,16 +203,6 @@ class LSAdamW(GivenParams):
         if group["flatten"] == "group":
             check_group_ring(grads)
 
-    def _check_direct_route(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor]) -> None:
-        """backend="direct" refuses what its kernels cannot take: asked before any group
-        steps, for every dtype and device, so that a refusal changes nothing."""
-        if group["backend"] != "direct" or not grads or group["sigma"] == 0 or torch.compiler.is_compiling():
-            return
-        if self._process_group is not None or not all(type(p) in _PLAIN_TENSORS for p in params):
-            return  # sharded rings are smoothed by their own route
-        for like in {(g.dtype, g.device): g for g in grads}.values():
-            torch.ops.mlsgd.check_direct_route(like, float(group["sigma"]), int(group["order"]))
-
     def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:
         """Performs a single optimization step.
 
@@ -230,7 +221,7 @@ class LSAdamW(GivenParams):
                 self._check_group(group)
                 lists: Tuple[List[Tensor], ...] = ([], [], [], [], [], [])
                 self._init_group(group, *lists)
-                self._check_direct_route(group, lists[0], lists[1])
+                check_direct_route(self, group, lists[0], lists[1])
                 work.append((group, lists))
             for group, lists in work:
                 if lists[0]:

@@ -181,24 +181,6 @@ class LSGD(GivenParams):
         """Each parameter's smoothing strength in this step; None: the group's sigma for all."""
         return None
 
-    def _check_direct_route(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
-                            sigmas: Optional[List[float]]) -> None:
-        """backend="direct" refuses what its kernels cannot take (orders above 64, or 8 on
-        CUDA; warm-ups beyond the route's limits). The kernel would refuse only when its
-        group's turn came, after earlier groups were updated: ask it first, for every
-        distinct dtype, device and sigma of the step."""
-        if group["backend"] != "direct" or not params or torch.compiler.is_compiling():
-            return
-        if self._process_group is not None or not all(type(p) in _PLAIN_TENSORS for p in params):
-            return  # sharded rings are smoothed before the kernel, by their own route
-        checked = set()
-        for i, grad in enumerate(grads):
-            sigma = float(group["sigma"] if sigmas is None else sigmas[i])
-            key = (grad.dtype, grad.device, sigma)
-            if key not in checked:
-                checked.add(key)
-                torch.ops.mlsgd.check_direct_route(grad, sigma, int(group["order"]))
-
     def _step_group(self, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
                     momentum_buffers: List[Optional[Tensor]], sigmas: Optional[List[float]] = None) -> None:
         """One step of the parameters of `group` that have gradients, each with its
@@ -299,7 +281,7 @@ class LSGD(GivenParams):
             self._init_group(group, params, grads, momentum_buffers)
             # Under torch.compile, sigma_k stays a tensor (see MLSGD._step_group).
             sigmas = self._sigmas(group, params) if params and not torch.compiler.is_compiling() else None
-            self._check_direct_route(group, params, grads, sigmas)
+            check_direct_route(self, group, params, grads, sigmas)
             work.append((group, params, grads, momentum_buffers, sigmas))
 
         for group, params, grads, momentum_buffers, sigmas in work:
@@ -347,6 +329,26 @@ def _refuse_replaced_params(optimizer: Optimizer, group: Dict[str, Any]) -> None
         "its own slice of the concatenated group, which is not the method, so it is refused rather than changed "
         "silently. Shard with DDP, FSDP2 or ZeroRedundancyOptimizer instead (exact: docs/distributed.md); add "
         "parameters with add_param_group.")
+
+
+def check_direct_route(optimizer: Optimizer, group: Dict[str, Any], params: List[Tensor], grads: List[Tensor],
+                       sigmas: Optional[List[float]] = None) -> None:
+    """backend="direct" refuses what its kernels cannot take (orders above 64, or 8 on
+    CUDA; warm-ups beyond the route's limits). The kernel would refuse only when its
+    group's turn came, after earlier groups were updated: ask it first, for every
+    distinct dtype, device and sigma of the step (`sigmas`: each parameter's; None: the
+    group's sigma for all)."""
+    if group["backend"] != "direct" or not params or torch.compiler.is_compiling():
+        return
+    if optimizer._process_group is not None or not all(type(p) in _PLAIN_TENSORS for p in params):
+        return  # sharded rings are smoothed before the kernel, by their own route
+    checked = set()
+    for i, grad in enumerate(grads):
+        sigma = float(group["sigma"] if sigmas is None else sigmas[i])
+        key = (grad.dtype, grad.device, sigma)
+        if key not in checked:
+            checked.add(key)
+            torch.ops.mlsgd.check_direct_route(grad, sigma, int(group["order"]))
 
 
 def check_group_ring(grads: List[Tensor]) -> None:

@@ -68,41 +68,32 @@ void fused_adamw(const TensorList& params, const TensorList& grads, const Tensor
   aten::call("aten::_fused_adamw_", "", stack);
 }
 
-// Smoothing, then torch's fused AdamW, for the parameters in `index`.
-void smoothed_then_fused(const std::vector<size_t>& index, const TensorList& all_params, const TensorList& all_grads,
-                         const TensorList& all_exp_avgs, const TensorList& all_exp_avg_sqs,
-                         const TensorList& all_max_exp_avg_sqs, const TensorList& all_steps,
-                         const AdamWStepArgs& args) {
-  TensorList params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps;
+// The tensors of `all` at `index`.
+TensorList gather(const TensorList& all, const std::vector<size_t>& index) {
+  TensorList out;
   for (size_t i : index) {
-    params.push_back(all_params[i]);
-    grads.push_back(all_grads[i]);
-    exp_avgs.push_back(all_exp_avgs[i]);
-    exp_avg_sqs.push_back(all_exp_avg_sqs[i]);
-    if (args.amsgrad) {
-      max_exp_avg_sqs.push_back(all_max_exp_avg_sqs[i]);
-    }
-    state_steps.push_back(all_steps[i]);
+    out.push_back(all[i]);
   }
-  const TensorList smoothed = smoothed_gradients(grads, args);
-  // torch's kernel takes one dtype per call.
-  std::map<int, std::vector<size_t>> by_dtype;
-  for (size_t i = 0; i < params.size(); ++i) {
-    by_dtype[static_cast<int>(params[i].scalar_type())].push_back(i);
+  return out;
+}
+
+// Smoothing, then torch's fused AdamW (one call per dtype), for the parameters in `index`.
+void smoothed_then_fused(const std::vector<size_t>& index, const TensorList& params, const TensorList& grads,
+                         const TensorList& exp_avgs, const TensorList& exp_avg_sqs, const TensorList& max_exp_avg_sqs,
+                         const TensorList& steps, const AdamWStepArgs& args) {
+  const TensorList smoothed = smoothed_gradients(gather(grads, index), args);
+  std::map<int, std::vector<size_t>> by_dtype;  // positions in `index` and `smoothed`
+  for (size_t k = 0; k < index.size(); ++k) {
+    by_dtype[static_cast<int>(params[index[k]].scalar_type())].push_back(k);
   }
   for (const auto& entry : by_dtype) {
-    TensorList p, g, m, v, vmax, s;
-    for (size_t i : entry.second) {
-      p.push_back(params[i]);
-      g.push_back(smoothed[i]);
-      m.push_back(exp_avgs[i]);
-      v.push_back(exp_avg_sqs[i]);
-      if (args.amsgrad) {
-        vmax.push_back(max_exp_avg_sqs[i]);
-      }
-      s.push_back(state_steps[i]);
+    std::vector<size_t> members;
+    for (size_t k : entry.second) {
+      members.push_back(index[k]);
     }
-    fused_adamw(p, g, m, v, vmax, s, args);
+    fused_adamw(gather(params, members), gather(smoothed, entry.second), gather(exp_avgs, members),
+                gather(exp_avg_sqs, members), args.amsgrad ? gather(max_exp_avg_sqs, members) : TensorList{},
+                gather(steps, members), args);
   }
 }
 
