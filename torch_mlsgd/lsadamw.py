@@ -234,7 +234,10 @@ class LSAdamW(GivenParams):
         sigma, order, flatten, backend = group["sigma"], group["order"], group["flatten"], group["backend"]
         distributed = self._process_group is not None or not all(type(p) in _PLAIN_TENSORS for p in params)
         # Set by GradScaler for the length of step() (see _step_supports_amp_scaling).
-        grad_scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
+        # On the scaler's device: moved to the parameters' (no synchronisation).
+        grad_scale, found_inf = (getattr(self, key, None) for key in ("grad_scale", "found_inf"))
+        grad_scale, found_inf = (t.to(params[0].device, non_blocking=True) if torch.is_tensor(t) else None
+                                 for t in (grad_scale, found_inf))
         amp = grad_scale is not None or found_inf is not None
         if distributed and sigma != 0:
             grads = _presmoothed(params, grads, sigma, order, flatten, backend, self._process_group)

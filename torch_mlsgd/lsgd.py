@@ -25,7 +25,10 @@ class GivenParams(Optimizer):
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._given = {id(p) for group in self.param_groups for p in group["params"]}
+        # Unpickled or copied: remember the tensors it now holds. (load_state_dict calls
+        # this too, and must not bless tensors swapped in behind the optimizer's back.)
+        if "_given" not in self.__dict__:
+            self._given = {id(p) for group in self.param_groups for p in group["params"]}
 
 
 class LSGD(GivenParams):
@@ -171,8 +174,8 @@ class LSGD(GivenParams):
         """Whether GradScaler hands ``step()`` its ``grad_scale`` and ``found_inf`` (torch's
         contract for fused optimizers) instead of unscaling the gradients and reading
         found_inf on the host first: as for torch's SGD, when ``fused=True`` was asked for
-        (every group), and the fused kernel runs, which divides S(g) by the scale and skips
-        a step with inf/NaN itself, on the device. (Not by default: code that clips
+        (every group), and the fused kernel runs (sigma = 0 too), which divides S(g) by the
+        scale and skips a step with inf/NaN itself, on the device. (Not by default: code that clips
         unscaled gradients, such as Lightning's, refuses optimizers that unscale.)"""
         return self._process_group is None and all(group["fused"] is True and _takes_fused_kernel(group)
                                                    for group in self.param_groups)
@@ -219,12 +222,13 @@ class LSGD(GivenParams):
             from .distributed import like_param, local_shard
         buffers = momentum_buffers if plain else [local_shard(b) for b in momentum_buffers]
         fresh = [i for i, buf in enumerate(buffers) if buf is None]
-        # Set by GradScaler for the length of step() (see _step_supports_amp_scaling).
-        amp = {key: getattr(self, key) for key in ("grad_scale", "found_inf") if getattr(self, key, None) is not None}
-        if amp and not isinstance(sigma, Tensor) and sigma == 0:
-            # torch's fused SGD, which takes GradScaler's tensors as the kernel does.
-            implementation = partial(_torch_sgd(None, True), **amp)
-        elif amp:
+        # Set by GradScaler for the length of step() (see _step_supports_amp_scaling), on
+        # the scaler's device: moved to the parameters' (no synchronisation).
+        amp = {key: getattr(self, key).to(params[0].device, non_blocking=True)
+               for key in ("grad_scale", "found_inf") if torch.is_tensor(getattr(self, key, None))}
+        if amp:
+            # The fused kernel, sigma = 0 too: torch's fused SGD would leave the new
+            # momentum buffers of a skipped first step uninitialised (torch.empty_like).
             implementation = partial(_fused_lsgd, **amp)
         elif not isinstance(sigma, Tensor) and sigma == 0 and plain and self._process_group is None:
             # No smoothing: torch's own SGD step, with the same arguments (the sharded
@@ -471,10 +475,9 @@ def _torch_sgd(foreach: Optional[bool], fused: Optional[bool]) -> Callable[..., 
     from torch.optim.sgd import sgd
 
     def step(params, grads, momentum_buffer_list, *, lr, sigma, order, momentum, dampening, weight_decay,
-             nesterov, maximize, flatten, backend, grad_scale=None, found_inf=None) -> None:
+             nesterov, maximize, flatten, backend) -> None:
         sgd(params, grads, momentum_buffer_list, foreach=foreach, fused=fused, weight_decay=weight_decay,
-            momentum=momentum, lr=lr, dampening=dampening, nesterov=nesterov, maximize=maximize,
-            grad_scale=grad_scale, found_inf=found_inf)
+            momentum=momentum, lr=lr, dampening=dampening, nesterov=nesterov, maximize=maximize)
 
     return step
 

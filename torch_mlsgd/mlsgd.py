@@ -166,7 +166,7 @@ class MLSGD(LSGD):
 
     def _step(self) -> None:
         found_inf = getattr(self, "found_inf", None)  # GradScaler's (see LSGD._step_supports_amp_scaling)
-        if found_inf is not None and found_inf.item() != 0:
+        if torch.is_tensor(found_inf) and found_inf.item() != 0:
             # The schedule counts steps on the host, so a skipped step must be known
             # there: the one read of found_inf (GradScaler's own path makes it too).
             return

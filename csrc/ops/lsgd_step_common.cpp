@@ -68,8 +68,10 @@ AmpScaling amp_scaling(const std::optional<Tensor>& grad_scale, const std::optio
   };
   check_one(grad_scale, "grad_scale");
   check_one(found_inf, "found_inf");
-  const bool on_cpu = !device.has_value() || device->type() == torch::stable::DeviceType::CPU;
-  if (on_cpu) {
+  if (!device.has_value()) {
+    return amp;  // no parameters: nothing steps, nothing is read
+  }
+  if (device->type() == torch::stable::DeviceType::CPU) {
     // CPU scalars: read directly, no op call.
     amp.skip = found_inf.has_value() && *found_inf->const_data_ptr<float>() != 0.0f;
     amp.unscale = grad_scale.has_value() ? 1.0 / static_cast<double>(*grad_scale->const_data_ptr<float>()) : 1.0;

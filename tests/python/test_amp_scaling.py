@@ -82,23 +82,33 @@ def test_scaled_run_equals_plain_run_and_skips_non_finite_steps(name):
     assert scaler.get_scale() == SCALE / 4
 
 
-@pytest.mark.parametrize("ours, theirs", [
-    (lambda params: torch_mlsgd.LSGD(params, lr=0.1, momentum=0.9, sigma=0.0, fused=True),
-     lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9, fused=True)),
-    (lambda params: torch_mlsgd.LSAdamW(params, lr=1e-2, sigma=0.0, fused=True),
-     lambda params: torch.optim.AdamW(params, lr=1e-2, fused=True)),
-])
-def test_sigma_zero_under_grad_scaler_is_torchs_fused_step(ours, theirs):
-    our_model, x, y = small_model_and_data()
-    their_model, _, _ = small_model_and_data()
-    our_opt, their_opt = ours(our_model.parameters()), theirs(their_model.parameters())
-    our_scaler = torch.amp.GradScaler("cpu", init_scale=SCALE)
-    their_scaler = torch.amp.GradScaler("cpu", init_scale=SCALE)
-    for step in range(4):
-        _scaled_step(our_model, our_opt, our_scaler, x, y, poison=step == 1)
-        _scaled_step(their_model, their_opt, their_scaler, x, y, poison=step == 1)
-        for a, b in zip(our_model.parameters(), their_model.parameters()):
-            assert torch.equal(a, b), step
+def test_sigma_zero_under_grad_scaler():
+    """LSGD with sigma 0 steps through the kernel under GradScaler (a skipped first step
+    leaves no momentum behind): torch's SGD without scaling, to rounding. LSAdamW with
+    sigma 0 is torch's fused AdamW under the same scaler, bit for bit."""
+    for ours, theirs, scaled_theirs in [
+        (lambda params: torch_mlsgd.LSGD(params, lr=0.1, momentum=0.9, dampening=0.1, sigma=0.0, fused=True),
+         lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9, dampening=0.1), False),
+        (lambda params: torch_mlsgd.LSAdamW(params, lr=1e-2, sigma=0.0, fused=True),
+         lambda params: torch.optim.AdamW(params, lr=1e-2, fused=True), True),
+    ]:
+        our_model, x, y = small_model_and_data()
+        their_model, _, _ = small_model_and_data()
+        our_opt, their_opt = ours(our_model.parameters()), theirs(their_model.parameters())
+        our_scaler = torch.amp.GradScaler("cpu", init_scale=SCALE)
+        their_scaler = torch.amp.GradScaler("cpu", init_scale=SCALE)
+        for step in range(5):
+            poison = step in (0, 2)
+            _scaled_step(our_model, our_opt, our_scaler, x, y, poison=poison)
+            if scaled_theirs:
+                _scaled_step(their_model, their_opt, their_scaler, x, y, poison=poison)
+            elif not poison:
+                _plain_step(their_model, their_opt, x, y)
+            for a, b in zip(our_model.parameters(), their_model.parameters()):
+                if scaled_theirs:
+                    assert torch.equal(a, b), step
+                else:
+                    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("dampening", [0.0, 0.5])

@@ -61,3 +61,48 @@ def test_extreme_sigmas_stay_accurate(sigma):
         out = laplacian_smooth(torch.tensor(v), sigma, backend=backend).numpy()
         expected = fft_smooth(v, sigma, 1)
         assert np.linalg.norm(out - expected) <= 1e-9 * np.linalg.norm(expected)
+
+
+@pytest.mark.parametrize("name", ["LSGD", "MLSGD", "LSAdamW"])
+def test_replaced_parameters_are_refused_even_after_a_load(name):
+    """A group whose tensors were swapped for ones the optimizer was never given (what
+    DeepSpeed ZeRO-1/2 does with one flat partition per rank) is refused before anything
+    changes, also after load_state_dict of a state saved with the swapped tensors; tensors
+    added with add_param_group, a copy and an unpickled optimizer step normally."""
+    import copy
+    import pickle
+
+    import torch_mlsgd
+
+    params = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(4))]
+    optimizer = getattr(torch_mlsgd, name)(params, lr=0.1)
+    added = torch.nn.Parameter(torch.randn(6))
+    optimizer.add_param_group({"params": [added]})
+    for p in [*params, added]:
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    for clone in (copy.deepcopy(optimizer), pickle.loads(pickle.dumps(optimizer))):
+        for p in clone.param_groups[0]["params"]:
+            p.grad = torch.ones_like(p)
+        clone.step()
+
+    # Swapped before the first step, as DeepSpeed does at initialize.
+    swapped = getattr(torch_mlsgd, name)(params, lr=0.1)
+    flat = torch.nn.Parameter(torch.cat([p.detach().flatten() for p in params])[:10].clone())
+    flat.grad = torch.ones_like(flat)
+    swapped.param_groups[0]["params"] = [flat]
+    before = flat.detach().clone()
+    with pytest.raises(RuntimeError, match=r"param_groups\[0\]\['params'\] holds tensors this optimizer was never "
+                                           r"given \(shapes \[\(10,\)\]\)"):
+        swapped.step()
+    swapped.load_state_dict(swapped.state_dict())
+    with pytest.raises(RuntimeError, match="DeepSpeed ZeRO"):
+        swapped.step()
+    assert torch.equal(flat, before) and not swapped.state
+
+
+def test_scaling_tensors_with_no_parameters_do_nothing():
+    torch.ops.mlsgd.lsgd_step_([], [], [], [], 0.1, 1.0, 1, 0.0, 0.0, 0.0, False, False, "tensor", "auto",
+                               torch.tensor(2.0), torch.tensor(1.0))
+    torch.ops.mlsgd.lsadamw_step_([], [], [], [], [], [], torch.tensor(1e-3), 0.9, 0.999, 0.0, 1e-8, False, False,
+                                  1.0, 1, "tensor", "auto", torch.tensor(2.0), torch.tensor(0.0))
