@@ -209,7 +209,7 @@ def test_the_op_divides_the_smoothed_gradient_and_leaves_the_gradient():
     """lsgd_step_ with grad_scale s on s * g equals it on g (S is linear), and g is not written."""
     torch.manual_seed(0)
     g = torch.randn(1000, dtype=torch.float64)
-    p, q = torch.randn(1000, dtype=torch.float64), None
+    p = torch.randn(1000, dtype=torch.float64)
     q = p.clone()
     scaled = g * 3.0
     kept = scaled.clone()
@@ -218,3 +218,23 @@ def test_the_op_divides_the_smoothed_gradient_and_leaves_the_gradient():
     torch.ops.mlsgd.lsgd_step_([q], [g], [], [], 0.1, 2.0, 1, 0.0, 0.0, 0.0, False, False, "tensor", "auto")
     torch.testing.assert_close(p, q, rtol=1e-14, atol=1e-15)
     assert torch.equal(scaled, kept)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_parameters_are_unscaled_in_the_staged_step(dtype):
+    """Half-precision tensors step through float32 copies (staged): the scale is divided
+    out there too, and a set found_inf leaves parameter and buffer as they were."""
+    torch.manual_seed(0)
+    p = torch.randn(3000).to(dtype)
+    q = p.clone()
+    g = torch.randn(3000).to(dtype)
+    bp = torch.randn(3000).to(dtype)
+    bq = bp.clone()
+    step = torch.ops.mlsgd.lsgd_step_
+    args = (0.1, 1.0, 1, 0.9, 0.0, 0.0, False, False, "tensor", "auto")
+    step([p], [g * 256], [bp], [False], *args, torch.tensor(256.0), torch.tensor(0.0))
+    step([q], [g], [bq], [False], *args)
+    assert torch.equal(p, q) and torch.equal(bp, bq)
+    before = p.clone(), bp.clone()
+    step([p], [g * 256], [bp], [False], *args, torch.tensor(256.0), torch.tensor(1.0))
+    assert torch.equal(p, before[0]) and torch.equal(bp, before[1])
