@@ -19,6 +19,7 @@ from .lsgd import (
     check_group_once,
     check_group_ring,
     refuse_gradient,
+    scaler_tensors,
 )
 
 __all__ = ["LSAdamW"]
@@ -233,12 +234,8 @@ class LSAdamW(GivenParams):
         beta1, beta2 = group["betas"]
         sigma, order, flatten, backend = group["sigma"], group["order"], group["flatten"], group["backend"]
         distributed = self._process_group is not None or not all(type(p) in _PLAIN_TENSORS for p in params)
-        # Set by GradScaler for the length of step() (see _step_supports_amp_scaling).
-        # On the scaler's device: moved to the parameters' (no synchronisation).
-        grad_scale, found_inf = (getattr(self, key, None) for key in ("grad_scale", "found_inf"))
-        grad_scale, found_inf = (t.to(params[0].device, non_blocking=True) if torch.is_tensor(t) else None
-                                 for t in (grad_scale, found_inf))
-        amp = grad_scale is not None or found_inf is not None
+        amp = scaler_tensors(self, params[0].device)
+        grad_scale, found_inf = amp.get("grad_scale"), amp.get("found_inf")
         if distributed and sigma != 0:
             grads = _presmoothed(params, grads, sigma, order, flatten, backend, self._process_group)
         elif sigma != 0 and self._uses_fused(group):

@@ -222,10 +222,7 @@ class LSGD(GivenParams):
             from .distributed import like_param, local_shard
         buffers = momentum_buffers if plain else [local_shard(b) for b in momentum_buffers]
         fresh = [i for i, buf in enumerate(buffers) if buf is None]
-        # Set by GradScaler for the length of step() (see _step_supports_amp_scaling), on
-        # the scaler's device: moved to the parameters' (no synchronisation).
-        amp = {key: getattr(self, key).to(params[0].device, non_blocking=True)
-               for key in ("grad_scale", "found_inf") if torch.is_tensor(getattr(self, key, None))}
+        amp = scaler_tensors(self, params[0].device)
         if amp:
             # The fused kernel, sigma = 0 too: torch's fused SGD would leave the new
             # momentum buffers of a skipped first step uninitialised (torch.empty_like).
@@ -299,8 +296,17 @@ _PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 _SMOOTHABLE_DTYPES = frozenset((torch.float16, torch.bfloat16, torch.float32, torch.float64))
 
 
+def scaler_tensors(optimizer: Optimizer, device: torch.device) -> Dict[str, Tensor]:
+    """GradScaler's ``grad_scale`` and ``found_inf``, those it set on the optimizer for the
+    length of ``step()`` (see ``_step_supports_amp_scaling``), moved from the scaler's
+    device to ``device`` (no synchronisation): keyword arguments of the fused steps."""
+    return {key: getattr(optimizer, key).to(device, non_blocking=True)
+            for key in ("grad_scale", "found_inf") if torch.is_tensor(getattr(optimizer, key, None))}
+
+
 def check_group_once(optimizer: Optimizer, group: Dict[str, Any], check: Callable[[Dict[str, Any]], None]) -> None:
-    """Runs ``check(group)`` once per distinct set of the group's values (the optimizer's
+    """Refuses a group holding tensors the optimizer was never given (see GivenParams; at
+    every step), then runs ``check(group)`` once per distinct set of the group's values (the optimizer's
     ``_checked`` keeps what was checked, by group): a step re-checks a group only when something (a
     scheduler, the user) changed one of its hyper-parameters. Types are compared too:
     order=1.0 equals 1 but is not a valid order. Not under torch.compile: checked at
