@@ -178,7 +178,11 @@ class MLSGD(LSGD):
 
     def _sigmas(self, group: Dict[str, Any], params: List[Tensor]) -> Optional[List[float]]:
         """sigma_k of each parameter's step count k (a group ring: its first parameter's)."""
-        steps = [int(self.state[p]["step"]) if "step" in self.state.get(p, ()) else 0 for p in params]
+        counts = self._count_block(group, params)
+        if counts is not None:
+            steps = counts.tolist()
+        else:
+            steps = [int(self.state[p]["step"]) if "step" in self.state.get(p, ()) else 0 for p in params]
         if group["flatten"] == "group":  # one ring, at the step count of its first parameter
             steps = [steps[0]] * len(steps)
         sigma_at = {k: self._sigma_at(group, k) for k in set(steps)}
@@ -200,8 +204,40 @@ class MLSGD(LSGD):
             # counters appear only once the step has succeeded.
             super()._step_group(group, params, grads, momentum_buffers,
                                 sigmas=self._sigmas(group, params) if sigmas is None else sigmas)
+            if not torch.compiler.is_compiling():
+                self._count_step_eagerly(group, params)
+                return
             counters = self._counters(params)
         torch._foreach_add_(counters, 1)
+
+    def _count_block(self, group: Dict[str, Any], params: List[Tensor]) -> Optional[Tensor]:
+        """The int64 tensor whose elements, in order, are the step counts of `params`
+        (each one's ``state["step"]``), if they are; None otherwise (first step, a loaded
+        checkpoint, another set of parameters with gradients, a count set by hand)."""
+        block = self.__dict__.get("_count_blocks", {}).get(id(group))
+        if block is None or len(block[1]) != len(params):
+            return None
+        state = self.state
+        for p, count in zip(params, block[1]):
+            param_state = state.get(p)  # .get: no entry created
+            if param_state is None or param_state.get("step") is not count:
+                return None
+        return block[0]
+
+    def _count_step_eagerly(self, group: Dict[str, Any], params: List[Tensor]) -> None:
+        """Adds one to the step count of each of `params`. The counts of the parameters
+        stepped together are kept as the elements (0-dim views) of one int64 tensor, so
+        that this is one ``add_``: torch._foreach_add_ on CPU adds tensor by tensor, about
+        a microsecond each, which on GPT-2's 148 tensors cost more than the smoothing's
+        Python. Each count is still its own int64 tensor in ``state["step"]``."""
+        counts = self._count_block(group, params)
+        if counts is None:
+            counts = torch.tensor([int(c) for c in self._counters(params)], dtype=torch.int64)
+            views = counts.unbind()
+            for p, count in zip(params, views):
+                self.state[p]["step"] = count
+            self.__dict__.setdefault("_count_blocks", {})[id(group)] = (counts, views)
+        counts.add_(1)
 
     def _counters(self, params: List[Tensor]) -> List[Tensor]:
         """Each parameter's step count, created at 0 where missing: a tensor, as in

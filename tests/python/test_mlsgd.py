@@ -113,6 +113,53 @@ def test_parameters_count_their_own_steps():
     assert torch.equal(b, ref_b)
 
 
+def test_step_counts_stay_exact_whatever_changes_them_between_steps():
+    """The counts of parameters stepped together advance as the elements of one int64
+    tensor (one add_ per step, not one op per parameter); each is still its own 0-dim
+    int64 state tensor, and a count changed outside a step (another set of parameters
+    with gradients, a hand-set count, a checkpoint loaded, through torch.save too) is seen:
+    every parameter steps with sigma_k of its own count k, checked against a plain LSGD
+    step with the reference schedule's sigma_k."""
+    g = torch.Generator().manual_seed(11)
+    params = [torch.randn(30, generator=g, dtype=torch.float64).requires_grad_() for _ in range(3)]
+    optimizer = MLSGD(params, lr=0.1, seed=3)
+    counts = [0, 0, 0]
+
+    def step(which):
+        expected = []
+        for i, p in enumerate(params):
+            p.grad = torch.linspace(-1, 1, 30, dtype=torch.float64) * (i + 1) if i in which else None
+            reference = p.detach().clone().requires_grad_()
+            if i in which:
+                reference.grad = p.grad.clone()
+                LSGD([reference], lr=0.1, sigma=reference_sigma(counts[i], seed=3)).step()
+            expected.append(reference)
+        optimizer.step()
+        for i in which:
+            counts[i] += 1
+        for p, reference in zip(params, expected):
+            assert torch.equal(p, reference)
+        for p, count in zip(params, counts):
+            if count:
+                step_count = optimizer.state[p]["step"]
+                assert step_count.dtype == torch.int64 and step_count.dim() == 0 and int(step_count) == count
+
+    for which in ({0, 1, 2}, {0, 1, 2}, {0, 2}, {0, 1, 2}):
+        step(which)
+    stepped = [optimizer.state[p]["step"] for p in params]
+    assert stepped[0]._base is not None and all(c._base is stepped[0]._base for c in stepped)
+    optimizer.state[params[1]]["step"] = torch.tensor(7)
+    counts[1] = 7
+    step({0, 1, 2})
+    saved = io.BytesIO()
+    torch.save(optimizer.state_dict(), saved)
+    optimizer.load_state_dict(torch.load(io.BytesIO(saved.getvalue())))
+    step({1, 2})
+    optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    step({0, 1, 2})
+    assert counts == [6, 10, 7]
+
+
 def test_group_ring_steps_at_the_count_of_its_first_parameter_with_a_gradient():
     """flatten="group": the ring of the parameters that have gradients is smoothed with
     sigma_k, k the step count of the first of them (MLSGD's docstring), while every
