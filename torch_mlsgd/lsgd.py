@@ -318,15 +318,23 @@ def check_group_once(optimizer: Optimizer, group: Dict[str, Any], check: Callabl
     checked = optimizer.__dict__.setdefault("_checked", {})
     entry = checked.get(id(group))
     if entry is not None:
-        values_of, values = entry
+        values_of, values, types, versions = entry
         try:
-            if _typed(values_of(group)) == values:
-                return
+            current = values_of(group)
         except KeyError:  # a hyper-parameter was removed: check (and fail) below
-            pass
+            current = None
+        # Tensors first, by identity and version (the tuples' == then compares them by
+        # identity too, never elementwise).
+        if (current is not None and tuple(map(type, current)) == types
+                and all(current[i] is values[i] and current[i]._version == version for i, version in versions)
+                and current == values):
+            return
     check(group)
-    values_of = operator.itemgetter(*[k for k in group if k != "params"])
-    checked[id(group)] = (values_of, _typed(values_of(group)))
+    keys = [k for k in group if k != "params"]
+    values_of = operator.itemgetter(*keys, *keys[:1])  # twice the first: a tuple even for one key
+    values = values_of(group)
+    versions = tuple((i, v._version) for i, v in enumerate(values) if isinstance(v, Tensor))
+    checked[id(group)] = (values_of, values, tuple(map(type, values)), versions)
 
 
 def _refuse_replaced_params(optimizer: Optimizer, group: Dict[str, Any]) -> None:
@@ -380,13 +388,6 @@ def refuse_gradient(optimizer: str, grad: Tensor) -> None:
         raise RuntimeError(f"{optimizer} does not support complex gradients (got dtype {grad.dtype}); smooth real "
                            "and imaginary parts as separate real parameters")
     raise RuntimeError(f"{optimizer} needs floating-point gradients, got dtype {grad.dtype}")
-
-
-def _typed(values: Any) -> tuple:
-    """`values` (one, or itemgetter's tuple) with each value's type beside it; a Tensor
-    (lr) by identity and version, so that a scheduler's in-place update is seen."""
-    values = values if isinstance(values, tuple) else (values,)
-    return tuple((type(v), id(v), v._version) if isinstance(v, Tensor) else (type(v), v) for v in values)
 
 
 def _check_process_group(process_group: Optional[Any], flatten: str) -> None:

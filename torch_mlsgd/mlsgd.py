@@ -173,12 +173,29 @@ class MLSGD(LSGD):
         super()._step()
 
     def _sigma_at(self, group: Dict[str, Any], step: int) -> float:
-        return scheduled_sigma(step, schedule=group["schedule"], sigma=group["sigma"], sigma_min=group["sigma_min"],
-                               sigma_max=group["sigma_max"], period=group["period"], seed=group["seed"])
+        """sigma_k of the group's schedule at ``k = step``. Eagerly from a table of
+        _SIGMA_BLOCK consecutive steps, computed by one op call (one call per step would
+        cost more than the rest of MLSGD's Python); the values are the op's, bit for bit."""
+        schedule = (group["schedule"], float(group["sigma"]), float(group["sigma_min"]),
+                    None if group["sigma_max"] is None else float(group["sigma_max"]), int(group["period"]),
+                    int(group["seed"]))
+        if torch.compiler.is_compiling():
+            return torch.ops.mlsgd.scheduled_sigma(*schedule, int(step))
+        tables = self.__dict__.setdefault("_sigma_tables", {})
+        first = step - step % _SIGMA_BLOCK
+        table = tables.get((schedule, first))
+        if table is None:
+            if len(tables) >= 8:  # parameters at many different counts: keep the newest tables only
+                tables.clear()
+            steps = torch.arange(first, first + _SIGMA_BLOCK, dtype=torch.int64).unbind()
+            table = tables[(schedule, first)] = torch.ops.mlsgd.scheduled_sigmas(steps, *schedule).tolist()
+        return table[step - first]
 
     def _sigmas(self, group: Dict[str, Any], params: List[Tensor]) -> Optional[List[float]]:
         """sigma_k of each parameter's step count k (a group ring: its first parameter's)."""
         counts = self._count_block(group, params)
+        # This step's _count_step_eagerly finds them checked already (same list of parameters).
+        self.__dict__.setdefault("_checked_counts", {})[id(group)] = (params, counts)
         if counts is not None:
             steps = counts.tolist()
         else:
@@ -230,7 +247,8 @@ class MLSGD(LSGD):
         that this is one ``add_``: torch._foreach_add_ on CPU adds tensor by tensor, about
         a microsecond each, which on GPT-2's 148 tensors cost more than the smoothing's
         Python. Each count is still its own int64 tensor in ``state["step"]``."""
-        counts = self._count_block(group, params)
+        checked = self.__dict__.get("_checked_counts", {}).pop(id(group), None)
+        counts = checked[1] if checked is not None and checked[0] is params else self._count_block(group, params)
         if counts is None:
             counts = torch.tensor([int(c) for c in self._counters(params)], dtype=torch.int64)
             views = counts.unbind()
@@ -257,6 +275,10 @@ class MLSGD(LSGD):
         """Whether a group's step can take sigma_k as a tensor: the fused kernel on plain
         tensors (the unfused and distributed paths need sigma_k as a number)."""
         return self._process_group is None and _takes_fused_kernel(group)
+
+
+# Steps per table of sigma_k (MLSGD._sigma_at).
+_SIGMA_BLOCK = 64
 
 
 def _exact_count(step: Any) -> Tensor:

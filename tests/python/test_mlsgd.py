@@ -96,6 +96,21 @@ def test_each_step_is_an_lsgd_step_with_the_scheduled_sigma(schedule, flatten):
     assert all(optimizer.state[p]["step"] == 5 for p in params)
 
 
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_sigma_k_from_the_optimizers_tables_is_the_schedules_own(schedule):
+    """MLSGD reads sigma_k eagerly from tables of consecutive steps: at any count, in any
+    order (parameters far apart in count, table edges, a schedule edited between steps), the
+    value is scheduled_sigma's bit for bit and the reference's."""
+    optimizer = MLSGD(make_params(), lr=0.05, schedule=schedule, period=7, seed=5)
+    group = optimizer.param_groups[0]
+    kwargs = dict(schedule=schedule, period=7, seed=5)
+    for k in [0, 63, 64, 1, 10**12, 127, 5000, 64, 2**40 + 3, *range(120, 200)]:
+        assert optimizer._sigma_at(group, k) == scheduled_sigma(k, **kwargs)
+        assert optimizer._sigma_at(group, k) == pytest.approx(reference_sigma(k, **kwargs), rel=1e-14, abs=0)
+    group["sigma"] = 3.0
+    assert optimizer._sigma_at(group, 130) == scheduled_sigma(130, sigma=3.0, **kwargs)
+
+
 def test_parameters_count_their_own_steps():
     a = torch.zeros(50, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(50, dtype=torch.float64, requires_grad=True)
