@@ -207,3 +207,36 @@ def test_compiled_step_recompiles_nothing(optimizer_class, scheduler, device):
         assert all("lr_scheduler.py" in reason for reason in breaks), breaks
     else:
         assert not breaks, breaks
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mlsgd_switches_between_eager_and_compiled_steps(device):
+    """Eager MLSGD keeps the counts of parameters stepped together as views of one
+    tensor; compiled steps then take them as they are (recompiling nothing after their
+    first steps), eager steps take the compiled ones' counts back, and the run equals an
+    eager one exactly."""
+    torch._dynamo.reset()
+    model = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)).to(device)
+    eager_model = copy.deepcopy(model)
+    x = torch.randn(32, 12, generator=torch.Generator().manual_seed(0)).to(device)
+    optimizer = MLSGD(model.parameters(), torch.tensor(0.05), momentum=0.9)
+    eager_optimizer = MLSGD(eager_model.parameters(), torch.tensor(0.05), momentum=0.9)
+
+    def train(m, opt, step, steps):
+        for _ in range(steps):
+            for p in m.parameters():
+                p.grad = None
+            m(x).square().mean().backward()
+            step()
+            opt.param_groups[0]["lr"].mul_(0.95)
+
+    train(model, optimizer, optimizer.step, 3)
+    compiled_step = torch.compile(optimizer.step, fullgraph=False)
+    train(model, optimizer, compiled_step, 3)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        train(model, optimizer, compiled_step, 9)
+    train(model, optimizer, optimizer.step, 2)
+    train(eager_model, eager_optimizer, eager_optimizer.step, 17)
+    for p, q in zip(model.parameters(), eager_model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+        assert optimizer.state[p]["step"].dtype == torch.int64 and int(optimizer.state[p]["step"]) == 17
