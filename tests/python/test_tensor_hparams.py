@@ -153,6 +153,21 @@ def test_an_lr_changed_in_place_to_a_bad_value_is_refused():
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
+def train(model, x, optimizer, step, steps, scheduler=None):
+    """`steps` training steps of `model` on `x` through `step`, the lr changing after each:
+    by `scheduler`, or (without one) in place, as schedulers change it."""
+    for _ in range(steps):
+        for p in model.parameters():
+            p.grad = None
+        model(x).square().mean().backward()
+        step()
+        if scheduler is not None:
+            scheduler.step()
+        else:
+            for group in optimizer.param_groups:
+                group["lr"].mul_(0.95)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("optimizer_class", [LSGD, MLSGD, LSAdamW])
 @pytest.mark.parametrize("scheduler", [False, True])
@@ -179,26 +194,10 @@ def test_compiled_step_recompiles_nothing(optimizer_class, scheduler, device):
     optimizer, schedule = setup(model)
     eager_optimizer, eager_schedule = setup(eager_model)
     compiled_step = torch.compile(optimizer.step, fullgraph=False)
-    optimizer_of = {id(compiled_step): optimizer, id(eager_optimizer.step): eager_optimizer}
-
-    def train(m, step, sched, steps):
-        for _ in range(steps):
-            for p in m.parameters():
-                p.grad = None
-            m(x).square().mean().backward()
-            step()
-            if sched is not None:
-                sched.step()
-            else:  # a changing lr without a scheduler: updated in place, as schedulers do
-                for group in optimizer_of[id(step)].param_groups:
-                    group["lr"].mul_(0.95)
-
-    train(model, compiled_step, schedule, 3)  # the first steps may compile (state appears)
+    train(model, x, optimizer, compiled_step, 3, schedule)  # the first steps may compile (state appears)
     with torch._dynamo.config.patch(error_on_recompile=True):
-        train(model, compiled_step, schedule, 12)
-    eager_step = eager_optimizer.step
-    optimizer_of[id(eager_step)] = eager_optimizer
-    train(eager_model, eager_step, eager_schedule, 15)
+        train(model, x, optimizer, compiled_step, 12, schedule)
+    train(eager_model, x, eager_optimizer, eager_optimizer.step, 15, eager_schedule)
     for p, q in zip(model.parameters(), eager_model.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
     assert optimizer.param_groups[0]["lr"].item() == eager_optimizer.param_groups[0]["lr"].item() < 0.05 * 0.6
@@ -221,22 +220,13 @@ def test_mlsgd_switches_between_eager_and_compiled_steps(device):
     x = torch.randn(32, 12, generator=torch.Generator().manual_seed(0)).to(device)
     optimizer = MLSGD(model.parameters(), torch.tensor(0.05), momentum=0.9)
     eager_optimizer = MLSGD(eager_model.parameters(), torch.tensor(0.05), momentum=0.9)
-
-    def train(m, opt, step, steps):
-        for _ in range(steps):
-            for p in m.parameters():
-                p.grad = None
-            m(x).square().mean().backward()
-            step()
-            opt.param_groups[0]["lr"].mul_(0.95)
-
-    train(model, optimizer, optimizer.step, 3)
+    train(model, x, optimizer, optimizer.step, 3)
     compiled_step = torch.compile(optimizer.step, fullgraph=False)
-    train(model, optimizer, compiled_step, 3)
+    train(model, x, optimizer, compiled_step, 3)
     with torch._dynamo.config.patch(error_on_recompile=True):
-        train(model, optimizer, compiled_step, 9)
-    train(model, optimizer, optimizer.step, 2)
-    train(eager_model, eager_optimizer, eager_optimizer.step, 17)
+        train(model, x, optimizer, compiled_step, 9)
+    train(model, x, optimizer, optimizer.step, 2)
+    train(eager_model, x, eager_optimizer, eager_optimizer.step, 17)
     for p, q in zip(model.parameters(), eager_model.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
         assert optimizer.state[p]["step"].dtype == torch.int64 and int(optimizer.state[p]["step"]) == 17
