@@ -194,12 +194,7 @@ class MLSGD(LSGD):
     def _sigmas(self, group: Dict[str, Any], params: List[Tensor]) -> Optional[List[float]]:
         """sigma_k of each parameter's step count k (a group ring: its first parameter's)."""
         counts = self._count_block(group, params)
-        # This step's _count_step_eagerly finds them checked already (same list of parameters).
-        self.__dict__.setdefault("_checked_counts", {})[id(group)] = (params, counts)
-        if counts is not None:
-            steps = counts.tolist()
-        else:
-            steps = [int(self.state[p]["step"]) if "step" in self.state.get(p, ()) else 0 for p in params]
+        steps = counts.tolist() if counts is not None else self._read_counts(params)
         if group["flatten"] == "group":  # one ring, at the step count of its first parameter
             steps = [steps[0]] * len(steps)
         sigma_at = {k: self._sigma_at(group, k) for k in set(steps)}
@@ -241,16 +236,20 @@ class MLSGD(LSGD):
                 return None
         return block[0]
 
+    def _read_counts(self, params: List[Tensor]) -> List[int]:
+        """Each parameter's step count as an int, read from its state (0 where it has none;
+        nothing is created)."""
+        return [int(self.state[p]["step"]) if "step" in self.state.get(p, ()) else 0 for p in params]
+
     def _count_step_eagerly(self, group: Dict[str, Any], params: List[Tensor]) -> None:
         """Adds one to the step count of each of `params`. The counts of the parameters
         stepped together are kept as the elements (0-dim views) of one int64 tensor, so
         that this is one ``add_``: torch._foreach_add_ on CPU adds tensor by tensor, about
         a microsecond each, which on GPT-2's 148 tensors cost more than the smoothing's
         Python. Each count is still its own int64 tensor in ``state["step"]``."""
-        checked = self.__dict__.get("_checked_counts", {}).pop(id(group), None)
-        counts = checked[1] if checked is not None and checked[0] is params else self._count_block(group, params)
+        counts = self._count_block(group, params)
         if counts is None:
-            counts = torch.tensor([int(c) for c in self._counters(params)], dtype=torch.int64)
+            counts = torch.tensor(self._read_counts(params), dtype=torch.int64)
             views = counts.unbind()
             for p, count in zip(params, views):
                 self.state[p]["step"] = count
